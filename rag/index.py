@@ -1,0 +1,604 @@
+"""An index folder: ingest documents into it incrementally and search it.
+
+Layout of an index folder::
+
+    index.db        SQLite: settings, sources, documents, chunks and their embeddings
+    vectors.faiss   FAISS vectors keyed by chunk id (derived; rebuilt from index.db)
+    write.lock      held by the one process writing
+
+>>> index = Index.create("my-index")            # doctest: +SKIP
+>>> index.add("docs/")                          # doctest: +SKIP
+>>> index.search("how is BERT trained?", k=5)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag import readers
+from rag.chunking import Chunk, chunk_documents
+from rag.documents import Document
+from rag.embedder import Embedder, SentenceTransformerEmbedder
+from rag.errors import (
+    IndexCorrupt,
+    IndexLocked,
+    IndexMismatch,
+    IndexNotFound,
+    InvalidValue,
+    ReadError,
+)
+from rag.settings import Settings
+from rag.store import DocumentWrite, SourceState, Store, StoredChunk, StoredDocument
+from rag.vectors import VectorIndex
+
+log = logging.getLogger(__name__)
+
+DB_FILE = "index.db"
+VECTORS_FILE = "vectors.faiss"
+LOCK_FILE = "write.lock"
+PID_FILE = "writer.pid"
+
+# A batch is embedded and committed together; a crash loses at most the batch in flight.
+BATCH_CHARS = 1_000_000
+BATCH_DOCS = 2000
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved passage with where it came from."""
+
+    chunk_id: int
+    score: float
+    doc_id: str
+    source: str
+    title: str
+    text: str
+    start: int
+    end: int
+    line_start: int
+    line_end: int
+    heading: str = ""
+    page_start: int | None = None
+    page_end: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def location(self) -> str:
+        """``path:12-30`` (lines), with ``p.3`` for paged documents."""
+        lines = (
+            f"{self.line_start}"
+            if self.line_start == self.line_end
+            else f"{self.line_start}-{self.line_end}"
+        )
+        where = f"{self.doc_id}:{lines}"
+        if self.page_start is not None:
+            pages = (
+                f"p.{self.page_start}"
+                if self.page_start == self.page_end
+                else f"pp.{self.page_start}-{self.page_end}"
+            )
+            where += f" ({pages})"
+        return where
+
+
+@dataclass(frozen=True)
+class Failure:
+    path: str
+    reason: str
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    chunks: int = 0
+    skipped: list[readers.Skipped] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+@dataclass(frozen=True)
+class Progress:
+    files_done: int
+    files_total: int
+    chunks_embedded: int
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    path: str
+    format_version: int
+    settings: Settings
+    documents: int
+    chunks: int
+    sources: int
+    roots: list[str]
+    vectors: int | None
+    database_bytes: int
+    vectors_bytes: int
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class Index:
+    """A folder holding one index. Use :meth:`create` or :meth:`open`.
+
+    Reads (search, status) are safe from many threads and processes at once,
+    including while another process writes. Writes take a per-folder file lock.
+    """
+
+    def __init__(self, path: Path, store: Store, embedder: Embedder | None = None) -> None:
+        self.path = path
+        self.store = store
+        self.settings = store.settings()
+        self._embedder = embedder
+        self._vectors: VectorIndex | None = None
+        self._generation = -1
+        self._sync_lock = threading.RLock()
+
+    # -- opening ------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        settings: Settings | None = None,
+        embedder: Embedder | None = None,
+    ) -> Index:
+        """Make a new, empty index folder (it may exist but must hold no index)."""
+        folder = Path(path)
+        if (folder / DB_FILE).exists():
+            raise InvalidValue(f"an index already exists at {folder}; open it instead")
+        if folder.exists() and not folder.is_dir():
+            raise InvalidValue(f"{folder} is a file, not a folder for an index")
+        settings = settings or Settings()
+        if embedder is not None and embedder.name != settings.embedder:
+            settings = settings.with_changes(embedder=embedder.name)
+        folder.mkdir(parents=True, exist_ok=True)
+        return cls(folder, Store.create(folder / DB_FILE, settings), embedder)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        embedder: Embedder | str | None = None,
+    ) -> Index:
+        """Open an existing index; refuses an embedder other than the one that built it."""
+        folder = Path(path)
+        if not (folder / DB_FILE).is_file():
+            raise IndexNotFound(
+                f"no index at {folder}; create one with: rag index FOLDER --index {folder}"
+            )
+        store = Store.open(folder / DB_FILE)
+        built_with = store.settings().embedder
+        asked = embedder if isinstance(embedder, str) or embedder is None else embedder.name
+        if asked is not None and asked != built_with:
+            store.close()
+            raise IndexMismatch(
+                f"the index at {folder} was built with embedder {built_with!r}, not {asked!r}; "
+                f"search it with {built_with!r} or index into a new folder"
+            )
+        return cls(folder, store, None if isinstance(embedder, str) else embedder)
+
+    @classmethod
+    def open_or_create(
+        cls,
+        path: str | os.PathLike[str],
+        settings: Settings | None = None,
+        embedder: Embedder | None = None,
+    ) -> Index:
+        if (Path(path) / DB_FILE).is_file():
+            index = cls.open(path, embedder or (settings.embedder if settings else None))
+            if settings is not None and (
+                settings.vector_identity() != index.settings.vector_identity()
+            ):
+                index.close()
+                raise IndexMismatch(
+                    f"the index at {path} was built with {index.settings.vector_identity()}, "
+                    f"not {settings.vector_identity()}; index into a new folder to change them"
+                )
+            return index
+        return cls.create(path, settings, embedder)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = SentenceTransformerEmbedder(self.settings.embedder)
+        return self._embedder
+
+    # -- ingest -------------------------------------------------------------
+
+    def add(
+        self,
+        *paths: str | os.PathLike[str],
+        progress: ProgressCallback | None = None,
+        lock_timeout: float = 5.0,
+    ) -> IngestReport:
+        """Index folders, files or JSONL corpora; only new and changed documents are embedded.
+
+        Documents that were indexed from one of ``paths`` and are gone now are removed.
+        A file that cannot be read is reported in ``IngestReport.failed`` and whatever
+        was indexed from it before is kept.
+        """
+        if not paths:
+            raise InvalidValue("give at least one folder or file to index")
+        started = time.perf_counter()
+        report = IngestReport()
+        with self._write_lock(lock_timeout):
+            self._sync_vectors()
+            for target in paths:
+                self._add_root(Path(target), report, progress)
+            self._save_vectors()
+        report.seconds = time.perf_counter() - started
+        log.info(
+            "indexed: %d added, %d updated, %d removed, %d unchanged, %d failed in %.1fs",
+            report.added, report.updated, report.removed, report.unchanged,
+            len(report.failed), report.seconds,
+        )  # fmt: skip
+        return report
+
+    def _add_root(self, target: Path, report: IngestReport, progress: ProgressCallback | None) -> None:
+        try:
+            root = target.resolve(strict=True)
+            files, skipped = readers.discover(root)
+        except (ReadError, OSError) as e:
+            report.failed.append(Failure(str(target), getattr(e, "reason", None) or str(e)))
+            return
+        report.skipped += skipped
+        key = str(root)
+        base = root if root.is_dir() else root.parent
+        known_sources = self.store.sources(key)
+        known_docs = self.store.documents(key)
+        docs_per_source = Counter(d.source for d in known_docs.values())
+        kept_sources: set[str] = set()  # unchanged or unreadable: keep their documents
+        seen: dict[str, str] = {}  # doc_id -> source, for this run
+        batch = _Batch()
+        for n, file in enumerate(files, 1):
+            spath = str(file)
+            try:
+                st = file.stat()
+            except OSError as e:
+                report.failed.append(Failure(spath, e.strerror or str(e)))
+                kept_sources.add(spath)
+                continue
+            state = SourceState(spath, key, st.st_size, st.st_mtime_ns)
+            prev = known_sources.get(spath)
+            if prev is not None and (prev.size, prev.mtime_ns) == (state.size, state.mtime_ns):
+                kept_sources.add(spath)
+                report.unchanged += docs_per_source[spath]
+            elif self._read_into(batch, file, base, key, seen, known_docs, report):
+                batch.finish_source(state)
+            else:
+                kept_sources.add(spath)
+            if progress:
+                progress(Progress(n, len(files), report.chunks))
+        gone = [
+            d.pk
+            for d in known_docs.values()
+            if d.doc_id not in seen and d.source not in kept_sources
+        ]
+        gone_sources = [p for p in known_sources if p not in kept_sources and p not in batch.sources_seen]
+        batch.remove_documents = gone
+        batch.remove_sources = gone_sources
+        self._flush(batch, key, report)
+        report.removed += len(gone)
+
+    def _read_into(
+        self,
+        batch: _Batch,
+        file: Path,
+        base: Path,
+        root: str,
+        seen: dict[str, str],
+        known_docs: dict[str, StoredDocument],
+        report: IngestReport,
+    ) -> bool:
+        """Queue the new and changed documents of one file; False if it could not be read."""
+        spath = str(file)
+        try:
+            for item in readers.read(file, file.relative_to(base).as_posix()):
+                if isinstance(item, ReadError):
+                    report.failed.append(Failure(item.path, item.reason))
+                    continue
+                if item.doc_id in seen:
+                    report.failed.append(
+                        Failure(spath, f"duplicate document id {item.doc_id!r} "
+                                f"(also in {seen[item.doc_id]}); the first one is kept")
+                    )  # fmt: skip
+                    continue
+                seen[item.doc_id] = spath
+                old = known_docs.get(item.doc_id)
+                if old is not None and old.content_hash == item.content_hash:
+                    report.unchanged += 1
+                    continue
+                batch.add(item, updated=old is not None)
+                if batch.full():
+                    self._flush(batch, root, report)
+        except ReadError as e:
+            report.failed.append(Failure(e.path, e.reason))
+            return False
+        return True
+
+    def _flush(self, batch: _Batch, root: str, report: IngestReport) -> None:
+        if batch.empty():
+            return
+        embedder = self.embedder
+        all_chunks = chunk_documents(
+            batch.docs, embedder, self.settings.chunk_tokens, self.settings.chunk_overlap
+        )
+        texts = [_embed_text(d, c) for d, cs in zip(batch.docs, all_chunks) for c in cs]
+        vectors = embedder.embed(texts) if texts else np.zeros((0, 0), dtype=np.float32)
+        writes = []
+        offset = 0
+        for doc, chunks in zip(batch.docs, all_chunks):
+            writes.append(DocumentWrite(doc, root, chunks, vectors[offset : offset + len(chunks)]))
+            offset += len(chunks)
+        removed, added = self.store.write(
+            writes, batch.sources, batch.remove_documents, batch.remove_sources
+        )
+        with self._sync_lock:
+            vecs = self._ensure_vector_index(vectors.shape[1] if len(texts) else None)
+            if vecs is not None:
+                vecs.remove(np.asarray(removed, dtype=np.int64))
+                vecs.add(np.asarray(added, dtype=np.int64), vectors)
+            self._generation = self.store.generation()
+        report.added += batch.added
+        report.updated += batch.updated
+        report.chunks += len(texts)
+        batch.clear()
+
+    @contextmanager
+    def _write_lock(self, timeout: float) -> Iterator[None]:
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.path / LOCK_FILE), timeout=timeout)
+        try:
+            lock.acquire()
+        except Timeout:
+            pid = _read_pid(self.path / PID_FILE)
+            raise IndexLocked(
+                f"the index at {self.path} is being updated by process {pid}; "
+                "wait for it to finish and try again"
+            ) from None
+        try:
+            (self.path / PID_FILE).write_text(str(os.getpid()))
+            yield
+        finally:
+            (self.path / PID_FILE).unlink(missing_ok=True)
+            lock.release()
+
+    # -- vectors ------------------------------------------------------------
+
+    def _dim(self) -> int | None:
+        for _, vecs in self.store.embeddings(self.store.chunk_ids()[:1]):
+            return int(vecs.shape[1])
+        return None
+
+    def _ensure_vector_index(self, dim: int | None = None) -> VectorIndex | None:
+        if self._vectors is None:
+            dim = dim or self._dim()
+            if dim is not None:
+                self._vectors = VectorIndex(dim)
+        return self._vectors
+
+    def _sync_vectors(self) -> bool:
+        """Make the in-memory vectors match the database; True if anything changed.
+
+        Loads the FAISS file when there is one, then adds what the database has and
+        the file lacks and drops what the file has and the database lost.
+        """
+        with self._sync_lock:
+            generation = self.store.generation()
+            if self._vectors is not None and generation == self._generation:
+                return False
+            db_ids = self.store.chunk_ids()
+            dim = self._dim()
+            if dim is None:
+                self._vectors = None
+                self._generation = generation
+                return False
+            changed = False
+            if self._vectors is None:
+                file = self.path / VECTORS_FILE
+                if file.exists():
+                    try:
+                        self._vectors = VectorIndex.load(file, dim)
+                    except IndexCorrupt as e:
+                        log.warning("%s; rebuilding it from the database", e)
+                if self._vectors is None:
+                    self._vectors = VectorIndex(dim)
+                    changed = True
+            have = self._vectors.ids()
+            missing = np.setdiff1d(db_ids, have, assume_unique=True)
+            extra = np.setdiff1d(have, db_ids, assume_unique=True)
+            if len(extra):
+                self._vectors.remove(extra)
+            for ids, vecs in self.store.embeddings(missing.tolist()) if len(missing) else ():
+                self._vectors.add(ids, vecs)
+            if len(missing) or len(extra):
+                log.info("vectors synced: %d added, %d dropped", len(missing), len(extra))
+                changed = True
+            self._generation = generation
+            return changed
+
+    def _save_vectors(self) -> None:
+        with self._sync_lock:
+            file = self.path / VECTORS_FILE
+            if self._vectors is None:
+                file.unlink(missing_ok=True)
+            else:
+                self._vectors.save(file)
+
+    # -- search -------------------------------------------------------------
+
+    def search(self, query: str, k: int = 5) -> list[Hit]:
+        """The ``k`` passages most similar to ``query``, best first."""
+        return self.search_batch([query], k)[0]
+
+    def search_batch(self, queries: Sequence[str], k: int = 5) -> list[list[Hit]]:
+        _check_queries(queries, k)
+        self._sync_vectors()
+        vecs = self._vectors
+        if vecs is None:
+            return [[] for _ in queries]
+        scores, ids = vecs.search(self.embedder.embed(list(queries)), k)
+        rows = self.store.chunks(sorted({int(i) for i in ids.ravel() if i >= 0}))
+        return [
+            [_hit(rows[int(i)], float(s)) for s, i in zip(srow, irow) if int(i) in rows]
+            for srow, irow in zip(scores, ids)
+        ]
+
+    def search_documents(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
+        """Per query, up to ``k`` documents ranked by their best chunk (that chunk's hit)."""
+        _check_queries(queries, k)
+        self._sync_vectors()
+        vecs = self._vectors
+        if vecs is None:
+            return [[] for _ in queries]
+        qvecs = self.embedder.embed(list(queries))
+        total = len(vecs)
+        results: list[list[Hit]] = [[] for _ in queries]
+        todo = list(range(len(queries)))
+        fetch = min(total, k * 4)
+        while todo:
+            scores, ids = vecs.search(qvecs[todo], fetch)
+            rows = self.store.chunks(sorted({int(i) for i in ids.ravel() if i >= 0}))
+            again = []
+            for qi, srow, irow in zip(todo, scores, ids):
+                best: dict[int, Hit] = {}
+                for s, i in zip(srow, irow):
+                    row = rows.get(int(i))
+                    if row is not None and row.doc_pk not in best:
+                        best[row.doc_pk] = _hit(row, float(s))
+                results[qi] = list(best.values())[:k]
+                if len(best) < k and fetch < total:
+                    again.append(qi)
+            todo = again
+            fetch = min(total, fetch * 4)
+        return results
+
+    # -- status -------------------------------------------------------------
+
+    def status(self) -> IndexStatus:
+        counts = self.store.counts()
+        vfile = self.path / VECTORS_FILE
+        db_bytes = sum(
+            p.stat().st_size
+            for p in self.path.glob(DB_FILE + "*")
+            if p.is_file()
+        )
+        return IndexStatus(
+            path=str(self.path),
+            format_version=int(self.store.meta("format_version") or 0),
+            settings=self.settings,
+            documents=counts["documents"],
+            chunks=counts["chunks"],
+            sources=counts["sources"],
+            roots=self.store.roots(),
+            vectors=len(self._vectors) if self._vectors is not None else None,
+            database_bytes=db_bytes,
+            vectors_bytes=vfile.stat().st_size if vfile.exists() else 0,
+        )
+
+
+class _Batch:
+    """Documents waiting to be chunked, embedded and committed together."""
+
+    def __init__(self) -> None:
+        self.sources_seen: set[str] = set()
+        self.clear()
+
+    def clear(self) -> None:
+        self.docs: list[Document] = []
+        self.sources: list[SourceState] = []
+        self.remove_documents: list[int] = []
+        self.remove_sources: list[str] = []
+        self.added = 0
+        self.updated = 0
+        self.chars = 0
+
+    def add(self, doc: Document, *, updated: bool) -> None:
+        self.docs.append(doc)
+        self.chars += len(doc.text)
+        if updated:
+            self.updated += 1
+        else:
+            self.added += 1
+
+    def finish_source(self, state: SourceState) -> None:
+        """Record a file as read; committed with the batch holding its last document."""
+        self.sources.append(state)
+        self.sources_seen.add(state.path)
+
+    def full(self) -> bool:
+        return len(self.docs) >= BATCH_DOCS or self.chars >= BATCH_CHARS
+
+    def empty(self) -> bool:
+        return not (self.docs or self.sources or self.remove_documents or self.remove_sources)
+
+
+def _embed_text(doc: Document, chunk: Chunk) -> str:
+    """What the embedder sees: the chunk with its document title and section heading."""
+    context = [doc.title] if doc.title else []
+    if chunk.heading:
+        parts = chunk.heading.split(" > ")
+        if parts and parts[0] == doc.title:
+            parts = parts[1:]
+        context += parts
+    context_line = " > ".join(context)
+    if context_line and not chunk.text.startswith(context_line):
+        return f"{context_line}\n{chunk.text}"
+    return chunk.text
+
+
+def _hit(row: StoredChunk, score: float) -> Hit:
+    return Hit(
+        chunk_id=row.id, score=score, doc_id=row.doc_id, source=row.source, title=row.title,
+        text=row.text, start=row.start, end=row.end, line_start=row.line_start,
+        line_end=row.line_end, heading=row.heading, page_start=row.page_start,
+        page_end=row.page_end, metadata=row.metadata,
+    )  # fmt: skip
+
+
+def _check_queries(queries: Sequence[str], k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+        raise InvalidValue(f"k must be a whole number greater than 0, got {k!r}")
+    if not queries:
+        raise InvalidValue("give at least one query")
+    for q in queries:
+        if not isinstance(q, str) or not q.strip():
+            raise InvalidValue("a query must be non-empty text")
+
+
+def _read_pid(path: Path) -> str:
+    try:
+        return path.read_text().strip() or "unknown"
+    except OSError:
+        return "unknown"

@@ -1,0 +1,60 @@
+"""The one settings object of an index, saved with it so queries use what built it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from rag.errors import InvalidValue
+
+FORMAT_VERSION = 1
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+DEFAULT_GENERATOR = "gemma-3-270m"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How an index is built and queried.
+
+    ``embedder`` and the chunking fields decide what the vectors mean, so an index
+    refuses to be opened with others. ``generator`` is only the default for answers.
+    """
+
+    embedder: str = DEFAULT_EMBEDDER
+    generator: str = DEFAULT_GENERATOR
+    chunk_tokens: int = 200
+    chunk_overlap: int = 32
+
+    def __post_init__(self) -> None:
+        if not self.embedder.strip():
+            raise InvalidValue("embedder must not be empty")
+        if not self.generator.strip():
+            raise InvalidValue("generator must not be empty")
+        if self.chunk_tokens < 16:
+            raise InvalidValue(f"chunk_tokens must be at least 16, got {self.chunk_tokens}")
+        if not 0 <= self.chunk_overlap < self.chunk_tokens // 2:
+            raise InvalidValue(
+                f"chunk_overlap must be between 0 and {self.chunk_tokens // 2 - 1}, "
+                f"got {self.chunk_overlap}"
+            )
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, raw: str) -> Settings:
+        data: dict[str, Any] = json.loads(raw)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def with_changes(self, **changes: Any) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def vector_identity(self) -> dict[str, Any]:
+        """The settings that must match for stored vectors to stay valid."""
+        return {
+            "embedder": self.embedder,
+            "chunk_tokens": self.chunk_tokens,
+            "chunk_overlap": self.chunk_overlap,
+        }

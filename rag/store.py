@@ -1,0 +1,371 @@
+"""The SQLite database of an index: sources, documents, chunks with their embeddings.
+
+SQLite is the source of truth. Every chunk row keeps its embedding, so the FAISS file
+can always be rebuilt from here without re-embedding. Chunk ids come from an
+AUTOINCREMENT key, so an id is never reused, and they are the FAISS vector ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    JSON,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from rag.chunking import Chunk
+from rag.documents import Document
+from rag.errors import IndexCorrupt
+from rag.settings import FORMAT_VERSION, Settings
+
+log = logging.getLogger(__name__)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Meta(Base):
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String, primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class SourceRow(Base):
+    """A file that was read: its size and mtime let a re-run skip it unread."""
+
+    __tablename__ = "sources"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String, unique=True)
+    root: Mapped[str] = mapped_column(String, index=True)
+    size: Mapped[int] = mapped_column(Integer)
+    mtime_ns: Mapped[int] = mapped_column(Integer)
+
+
+class DocumentRow(Base):
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("root", "doc_id"), {"sqlite_autoincrement": True})
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    root: Mapped[str] = mapped_column(String)
+    doc_id: Mapped[str] = mapped_column(String)
+    source: Mapped[str] = mapped_column(String, index=True)
+    kind: Mapped[str] = mapped_column(String)
+    title: Mapped[str] = mapped_column(String)
+    content_hash: Mapped[str] = mapped_column(String)
+    chars: Mapped[int] = mapped_column(Integer)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    indexed_at: Mapped[float] = mapped_column(Float)
+
+
+class ChunkRow(Base):
+    __tablename__ = "chunks"
+    __table_args__ = (Index("ix_chunks_document", "document_id"), {"sqlite_autoincrement": True})
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    start: Mapped[int] = mapped_column(Integer)
+    end: Mapped[int] = mapped_column(Integer)
+    line_start: Mapped[int] = mapped_column(Integer)
+    line_end: Mapped[int] = mapped_column(Integer)
+    page_start: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    page_end: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    heading: Mapped[str] = mapped_column(String)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    pk: int
+    doc_id: str
+    source: str
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk row joined with its document, as search results need it."""
+
+    id: int
+    doc_pk: int
+    doc_id: str
+    root: str
+    source: str
+    title: str
+    kind: str
+    metadata: dict[str, Any]
+    text: str
+    start: int
+    end: int
+    line_start: int
+    line_end: int
+    page_start: int | None
+    page_end: int | None
+    heading: str
+
+
+@dataclass(frozen=True)
+class DocumentWrite:
+    """A new or changed document with its chunks and their embeddings."""
+
+    document: Document
+    root: str
+    chunks: Sequence[Chunk]
+    embeddings: np.ndarray
+
+
+@dataclass(frozen=True)
+class SourceState:
+    path: str
+    root: str
+    size: int
+    mtime_ns: int
+
+
+def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=60000")
+    cur.close()
+
+
+class Store:
+    """Typed access to one index database file."""
+
+    def __init__(self, engine: Engine, path: Path) -> None:
+        self.engine = engine
+        self.path = path
+
+    @classmethod
+    def connect(cls, path: Path) -> Store:
+        engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 60})
+        event.listen(engine, "connect", _on_connect)
+        return cls(engine, path)
+
+    @classmethod
+    def create(cls, path: Path, settings: Settings) -> Store:
+        store = cls.connect(path)
+        Base.metadata.create_all(store.engine)
+        with Session(store.engine) as s, s.begin():
+            s.add_all(
+                [
+                    Meta(key="format_version", value=str(FORMAT_VERSION)),
+                    Meta(key="settings", value=settings.to_json()),
+                    Meta(key="generation", value="0"),
+                ]
+            )
+        return store
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        store = cls.connect(path)
+        try:
+            version = store.meta("format_version")
+        except (DatabaseError, OperationalError) as e:
+            store.close()
+            raise IndexCorrupt(f"{path} is not a readable index database ({e.orig})") from e
+        if version is None or store.meta("settings") is None:
+            store.close()
+            raise IndexCorrupt(f"{path} has no index settings; it was not made by rag")
+        if int(version) > FORMAT_VERSION:
+            store.close()
+            raise IndexCorrupt(
+                f"{path} has index format {version}, newer than this rag reads "
+                f"({FORMAT_VERSION}); upgrade rag"
+            )
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- meta -------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        with Session(self.engine) as s:
+            row = s.get(Meta, key)
+            return row.value if row else None
+
+    def settings(self) -> Settings:
+        raw = self.meta("settings")
+        assert raw is not None
+        return Settings.from_json(raw)
+
+    def generation(self) -> int:
+        return int(self.meta("generation") or 0)
+
+    # -- what is indexed --------------------------------------------------
+
+    def sources(self, root: str) -> dict[str, SourceState]:
+        with Session(self.engine) as s:
+            rows = s.scalars(select(SourceRow).where(SourceRow.root == root))
+            return {r.path: SourceState(r.path, r.root, r.size, r.mtime_ns) for r in rows}
+
+    def documents(self, root: str) -> dict[str, StoredDocument]:
+        stmt = select(
+            DocumentRow.id, DocumentRow.doc_id, DocumentRow.source, DocumentRow.content_hash
+        ).where(DocumentRow.root == root)
+        with Session(self.engine) as s:
+            return {r.doc_id: StoredDocument(r.id, r.doc_id, r.source, r.content_hash) for r in s.execute(stmt)}
+
+    def counts(self) -> dict[str, int]:
+        with Session(self.engine) as s:
+            return {
+                "documents": s.scalar(select(func.count()).select_from(DocumentRow)) or 0,
+                "chunks": s.scalar(select(func.count()).select_from(ChunkRow)) or 0,
+                "sources": s.scalar(select(func.count()).select_from(SourceRow)) or 0,
+            }
+
+    def roots(self) -> list[str]:
+        with Session(self.engine) as s:
+            return sorted(s.scalars(select(DocumentRow.root).distinct()))
+
+    def chunk_ids(self) -> np.ndarray:
+        with Session(self.engine) as s:
+            ids = s.scalars(select(ChunkRow.id).order_by(ChunkRow.id)).all()
+        return np.asarray(ids, dtype=np.int64)
+
+    def embeddings(self, ids: Iterable[int] | None = None, batch: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) in batches, for all chunks or the given ones."""
+        wanted = None if ids is None else sorted(int(i) for i in ids)
+        with Session(self.engine) as s:
+            if wanted is None:
+                result = s.execute(select(ChunkRow.id, ChunkRow.embedding).order_by(ChunkRow.id))
+                while rows := result.fetchmany(batch):
+                    yield _unpack(rows)
+            else:
+                for k in range(0, len(wanted), 500):
+                    part = wanted[k : k + 500]
+                    rows = s.execute(
+                        select(ChunkRow.id, ChunkRow.embedding).where(ChunkRow.id.in_(part))
+                    ).all()
+                    if rows:
+                        yield _unpack(rows)
+
+    def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
+        """The chunks that still exist among ``ids``, with their documents."""
+        if not ids:
+            return {}
+        stmt = (
+            select(ChunkRow, DocumentRow)
+            .join(DocumentRow, ChunkRow.document_id == DocumentRow.id)
+            .where(ChunkRow.id.in_([int(i) for i in ids]))
+        )
+        out: dict[int, StoredChunk] = {}
+        with Session(self.engine) as s:
+            for c, d in s.execute(stmt).tuples():
+                out[c.id] = StoredChunk(
+                    id=c.id, doc_pk=d.id, doc_id=d.doc_id, root=d.root, source=d.source,
+                    title=d.title, kind=d.kind, metadata=d.meta or {}, text=c.text,
+                    start=c.start, end=c.end, line_start=c.line_start, line_end=c.line_end,
+                    page_start=c.page_start, page_end=c.page_end, heading=c.heading,
+                )  # fmt: skip
+        return out
+
+    # -- writes -----------------------------------------------------------
+
+    def write(
+        self,
+        writes: Sequence[DocumentWrite],
+        sources: Sequence[SourceState] = (),
+        remove_documents: Sequence[int] = (),
+        remove_sources: Sequence[str] = (),
+    ) -> tuple[list[int], list[int]]:
+        """Apply one batch in one transaction; returns (removed chunk ids, added chunk ids).
+
+        A changed document keeps its row id; its old chunks are replaced by new ones
+        with new ids.
+        """
+        now = time.time()
+        removed: list[int] = []
+        added: list[int] = []
+        with Session(self.engine) as s, s.begin():
+            if remove_documents:
+                removed += self._drop_documents(s, remove_documents)
+            for w in writes:
+                doc = w.document
+                values = dict(
+                    root=w.root, doc_id=doc.doc_id, source=doc.source, kind=doc.kind,
+                    title=doc.title, content_hash=doc.content_hash, chars=len(doc.text),
+                    meta=doc.metadata, indexed_at=now,
+                )  # fmt: skip
+                pk = s.scalar(
+                    select(DocumentRow.id).where(
+                        DocumentRow.root == w.root, DocumentRow.doc_id == doc.doc_id
+                    )
+                )
+                if pk is None:
+                    pk = s.scalar(insert(DocumentRow).values(**values).returning(DocumentRow.id))
+                else:
+                    old = s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == pk)).all()
+                    removed += old
+                    s.execute(delete(ChunkRow).where(ChunkRow.document_id == pk))
+                    s.execute(update(DocumentRow).where(DocumentRow.id == pk).values(**values))
+                assert pk is not None
+                rows = [
+                    dict(
+                        document_id=pk, ordinal=c.ordinal, text=c.text, start=c.start,
+                        end=c.end, line_start=c.line_start, line_end=c.line_end,
+                        page_start=c.page_start, page_end=c.page_end, heading=c.heading,
+                        embedding=np.asarray(v, dtype=np.float32).tobytes(),
+                    )  # fmt: skip
+                    for c, v in zip(w.chunks, w.embeddings)
+                ]
+                if rows:
+                    added += s.scalars(insert(ChunkRow).returning(ChunkRow.id), rows).all()
+            for src in sources:
+                s.execute(delete(SourceRow).where(SourceRow.path == src.path))
+                s.add(SourceRow(path=src.path, root=src.root, size=src.size, mtime_ns=src.mtime_ns))
+            if remove_sources:
+                s.execute(delete(SourceRow).where(SourceRow.path.in_(list(remove_sources))))
+            self._bump_generation(s)
+        return removed, added
+
+    @staticmethod
+    def _drop_documents(s: Session, pks: Sequence[int]) -> list[int]:
+        removed: list[int] = []
+        for k in range(0, len(pks), 500):
+            part = list(pks[k : k + 500])
+            removed += s.scalars(select(ChunkRow.id).where(ChunkRow.document_id.in_(part))).all()
+            s.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(part)))
+            s.execute(delete(DocumentRow).where(DocumentRow.id.in_(part)))
+        return removed
+
+    @staticmethod
+    def _bump_generation(s: Session) -> None:
+        s.execute(
+            update(Meta)
+            .where(Meta.key == "generation")
+            .values(value=func.cast(func.cast(Meta.value, Integer) + 1, String))
+        )
+
+
+def _unpack(rows: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    vecs = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+    return ids, vecs
