@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rag.errors import InvalidValue, ModelError
+from rag.settings import DEFAULT_EMBEDDER
 
 if TYPE_CHECKING:
     import numpy as np
 
 log = logging.getLogger(__name__)
 
-from rag.settings import DEFAULT_EMBEDDER
 _PACKAGED_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
 
@@ -40,6 +40,20 @@ class Embedder(Protocol):
     def token_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         """Character spans of each text's tokens (no special tokens), for chunking."""
         ...
+
+
+_REGISTRY: dict[str, Callable[[], Embedder]] = {}
+
+
+def register_embedder(name: str, factory: Callable[[], Embedder]) -> None:
+    """Make ``name`` resolve to ``factory()`` instead of a sentence-transformers model."""
+    _REGISTRY[name] = factory
+
+
+def load_embedder(name: str) -> Embedder:
+    """The embedder called ``name``: a registered one, else a sentence-transformers model."""
+    factory = _REGISTRY.get(name)
+    return factory() if factory is not None else SentenceTransformerEmbedder(name)
 
 
 def quiet_hf() -> None:

@@ -29,7 +29,7 @@ import numpy as np
 from rag import readers
 from rag.chunking import Chunk, chunk_documents
 from rag.documents import Document
-from rag.embedder import Embedder, SentenceTransformerEmbedder
+from rag.embedder import Embedder, load_embedder
 from rag.errors import (
     IndexCorrupt,
     IndexLocked,
@@ -230,7 +230,7 @@ class Index:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = SentenceTransformerEmbedder(self.settings.embedder)
+            self._embedder = load_embedder(self.settings.embedder)
         return self._embedder
 
     # -- ingest -------------------------------------------------------------
@@ -259,12 +259,18 @@ class Index:
         report.seconds = time.perf_counter() - started
         log.info(
             "indexed: %d added, %d updated, %d removed, %d unchanged, %d failed in %.1fs",
-            report.added, report.updated, report.removed, report.unchanged,
-            len(report.failed), report.seconds,
-        )  # fmt: skip
+            report.added,
+            report.updated,
+            report.removed,
+            report.unchanged,
+            len(report.failed),
+            report.seconds,
+        )
         return report
 
-    def _add_root(self, target: Path, report: IngestReport, progress: ProgressCallback | None) -> None:
+    def _add_root(
+        self, target: Path, report: IngestReport, progress: ProgressCallback | None
+    ) -> None:
         try:
             root = target.resolve(strict=True)
             files, skipped = readers.discover(root)
@@ -304,7 +310,9 @@ class Index:
             for d in known_docs.values()
             if d.doc_id not in seen and d.source not in kept_sources
         ]
-        gone_sources = [p for p in known_sources if p not in kept_sources and p not in batch.sources_seen]
+        gone_sources = [
+            p for p in known_sources if p not in kept_sources and p not in batch.sources_seen
+        ]
         batch.remove_documents = gone
         batch.remove_sources = gone_sources
         self._flush(batch, key, report)
@@ -329,9 +337,12 @@ class Index:
                     continue
                 if item.doc_id in seen:
                     report.failed.append(
-                        Failure(spath, f"duplicate document id {item.doc_id!r} "
-                                f"(also in {seen[item.doc_id]}); the first one is kept")
-                    )  # fmt: skip
+                        Failure(
+                            spath,
+                            f"duplicate document id {item.doc_id!r} "
+                            f"(also in {seen[item.doc_id]}); the first one is kept",
+                        )
+                    )
                     continue
                 seen[item.doc_id] = spath
                 old = known_docs.get(item.doc_id)
@@ -509,11 +520,7 @@ class Index:
     def status(self) -> IndexStatus:
         counts = self.store.counts()
         vfile = self.path / VECTORS_FILE
-        db_bytes = sum(
-            p.stat().st_size
-            for p in self.path.glob(DB_FILE + "*")
-            if p.is_file()
-        )
+        db_bytes = sum(p.stat().st_size for p in self.path.glob(DB_FILE + "*") if p.is_file())
         return IndexStatus(
             path=str(self.path),
             format_version=int(self.store.meta("format_version") or 0),
@@ -580,11 +587,21 @@ def _embed_text(doc: Document, chunk: Chunk) -> str:
 
 def _hit(row: StoredChunk, score: float) -> Hit:
     return Hit(
-        chunk_id=row.id, score=score, doc_id=row.doc_id, source=row.source, title=row.title,
-        text=row.text, start=row.start, end=row.end, line_start=row.line_start,
-        line_end=row.line_end, heading=row.heading, page_start=row.page_start,
-        page_end=row.page_end, metadata=row.metadata,
-    )  # fmt: skip
+        chunk_id=row.id,
+        score=score,
+        doc_id=row.doc_id,
+        source=row.source,
+        title=row.title,
+        text=row.text,
+        start=row.start,
+        end=row.end,
+        line_start=row.line_start,
+        line_end=row.line_end,
+        heading=row.heading,
+        page_start=row.page_start,
+        page_end=row.page_end,
+        metadata=row.metadata,
+    )
 
 
 def _check_queries(queries: Sequence[str], k: int) -> None:

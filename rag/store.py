@@ -31,6 +31,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
     update,
 )
@@ -186,7 +187,8 @@ class Store:
     def open(cls, path: Path) -> Store:
         store = cls.connect(path)
         try:
-            version = store.meta("format_version")
+            has_meta = inspect(store.engine).has_table("meta")
+            version = store.meta("format_version") if has_meta else None
         except (DatabaseError, OperationalError) as e:
             store.close()
             raise IndexCorrupt(f"{path} is not a readable index database ({e.orig})") from e
@@ -231,7 +233,10 @@ class Store:
             DocumentRow.id, DocumentRow.doc_id, DocumentRow.source, DocumentRow.content_hash
         ).where(DocumentRow.root == root)
         with Session(self.engine) as s:
-            return {r.doc_id: StoredDocument(r.id, r.doc_id, r.source, r.content_hash) for r in s.execute(stmt)}
+            return {
+                r.doc_id: StoredDocument(r.id, r.doc_id, r.source, r.content_hash)
+                for r in s.execute(stmt)
+            }
 
     def counts(self) -> dict[str, int]:
         with Session(self.engine) as s:
@@ -250,7 +255,9 @@ class Store:
             ids = s.scalars(select(ChunkRow.id).order_by(ChunkRow.id)).all()
         return np.asarray(ids, dtype=np.int64)
 
-    def embeddings(self, ids: Iterable[int] | None = None, batch: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def embeddings(
+        self, ids: Iterable[int] | None = None, batch: int = 4096
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids, vectors) in batches, for all chunks or the given ones."""
         wanted = None if ids is None else sorted(int(i) for i in ids)
         with Session(self.engine) as s:
@@ -278,13 +285,25 @@ class Store:
         )
         out: dict[int, StoredChunk] = {}
         with Session(self.engine) as s:
-            for c, d in s.execute(stmt).tuples():
+            for c, d in s.execute(stmt):
                 out[c.id] = StoredChunk(
-                    id=c.id, doc_pk=d.id, doc_id=d.doc_id, root=d.root, source=d.source,
-                    title=d.title, kind=d.kind, metadata=d.meta or {}, text=c.text,
-                    start=c.start, end=c.end, line_start=c.line_start, line_end=c.line_end,
-                    page_start=c.page_start, page_end=c.page_end, heading=c.heading,
-                )  # fmt: skip
+                    id=c.id,
+                    doc_pk=d.id,
+                    doc_id=d.doc_id,
+                    root=d.root,
+                    source=d.source,
+                    title=d.title,
+                    kind=d.kind,
+                    metadata=d.meta or {},
+                    text=c.text,
+                    start=c.start,
+                    end=c.end,
+                    line_start=c.line_start,
+                    line_end=c.line_end,
+                    page_start=c.page_start,
+                    page_end=c.page_end,
+                    heading=c.heading,
+                )
         return out
 
     # -- writes -----------------------------------------------------------
@@ -310,10 +329,16 @@ class Store:
             for w in writes:
                 doc = w.document
                 values = dict(
-                    root=w.root, doc_id=doc.doc_id, source=doc.source, kind=doc.kind,
-                    title=doc.title, content_hash=doc.content_hash, chars=len(doc.text),
-                    meta=doc.metadata, indexed_at=now,
-                )  # fmt: skip
+                    root=w.root,
+                    doc_id=doc.doc_id,
+                    source=doc.source,
+                    kind=doc.kind,
+                    title=doc.title,
+                    content_hash=doc.content_hash,
+                    chars=len(doc.text),
+                    meta=doc.metadata,
+                    indexed_at=now,
+                )
                 pk = s.scalar(
                     select(DocumentRow.id).where(
                         DocumentRow.root == w.root, DocumentRow.doc_id == doc.doc_id
@@ -329,11 +354,18 @@ class Store:
                 assert pk is not None
                 rows = [
                     dict(
-                        document_id=pk, ordinal=c.ordinal, text=c.text, start=c.start,
-                        end=c.end, line_start=c.line_start, line_end=c.line_end,
-                        page_start=c.page_start, page_end=c.page_end, heading=c.heading,
+                        document_id=pk,
+                        ordinal=c.ordinal,
+                        text=c.text,
+                        start=c.start,
+                        end=c.end,
+                        line_start=c.line_start,
+                        line_end=c.line_end,
+                        page_start=c.page_start,
+                        page_end=c.page_end,
+                        heading=c.heading,
                         embedding=np.asarray(v, dtype=np.float32).tobytes(),
-                    )  # fmt: skip
+                    )
                     for c, v in zip(w.chunks, w.embeddings)
                 ]
                 if rows:

@@ -7,7 +7,6 @@ import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
-
 from rag.generator import Generation
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -83,6 +82,7 @@ class EchoGenerator:
 
 
 def _first_passage_sentence(prompt: str) -> str:
-    blocks = re.findall(r"\[\d+\][^\n]*\n(.+?)(?:\n\n|\Z)", prompt.split("Question:")[-2] if "Question:" in prompt else prompt, re.S)
-    text = blocks[-1] if blocks else prompt
+    block = prompt.rsplit("Passages:\n", 1)[-1]
+    m = re.search(r"^\[1\] (.+)$", block, re.M)
+    text = m.group(1) if m else ""
     return re.split(r"(?<=[.!?])\s", text.strip())[0]

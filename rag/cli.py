@@ -1,0 +1,411 @@
+"""The ``rag`` command line: index, search, ask, status.
+
+Heavy modules (torch, transformers, faiss) are imported inside the commands, so
+``rag --help`` starts fast. Library errors become one-line messages here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from functools import wraps
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from rag.errors import RagError
+from rag.paths import default_index_dir
+
+if TYPE_CHECKING:
+    from rag.engine import Answer
+    from rag.index import Hit, Index, IngestReport
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _handle_errors(func: F) -> F:
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except RagError as e:
+            raise click.ClickException(str(e)) from e
+        except KeyboardInterrupt:
+            raise click.Abort() from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _index_option(func: F) -> F:
+    return click.option(
+        "--index",
+        "index_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Index folder. Default: $RAG_INDEX, else ./.rag",
+    )(func)
+
+
+def _resolve_index_dir(index_dir: Path | None) -> Path:
+    return index_dir if index_dir is not None else default_index_dir()
+
+
+def _open(index_dir: Path | None, embedder: str | None = None) -> Index:
+    from rag.index import Index
+
+    return Index.open(_resolve_index_dir(index_dir), embedder)
+
+
+def _k_option(default: int) -> Callable[[F], F]:
+    return click.option(
+        "-k",
+        "--top-k",
+        "k",
+        type=click.IntRange(min=1),
+        default=default,
+        show_default=True,
+        help="How many results (documents for --queries, passages otherwise).",
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="rag")
+@click.option("-v", "--verbose", count=True, help="Log progress (-v) or everything (-vv).")
+def cli(verbose: int) -> None:
+    """Index your documents and ask questions about them, offline, with cited sources."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_index_option
+@click.option("--embedder", help="Embedding model name or folder (new index only).")
+@click.option("--generator", help="Default generator model name or folder for answers.")
+@click.option("--chunk-tokens", type=click.IntRange(min=16), help="Chunk size in tokens.")
+@click.option("--chunk-overlap", type=click.IntRange(min=0), help="Overlap in tokens.")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="Seconds to wait for another process writing the index.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@_handle_errors
+def index(
+    paths: tuple[Path, ...],
+    index_dir: Path | None,
+    embedder: str | None,
+    generator: str | None,
+    chunk_tokens: int | None,
+    chunk_overlap: int | None,
+    wait: float,
+    as_json: bool,
+) -> None:
+    """Index folders, files or JSONL corpora. Re-runs embed only what changed.
+
+    A JSONL corpus has one document a line: {"_id" or "id", "text", "title"?, ...}.
+    """
+    from rag.index import Index, Progress
+    from rag.settings import Settings
+
+    folder = _resolve_index_dir(index_dir)
+    settings = Settings().with_changes(
+        embedder=embedder,
+        generator=generator,
+        chunk_tokens=chunk_tokens,
+        chunk_overlap=chunk_overlap,
+    )
+    idx = Index.open_or_create(folder, settings)
+    with idx, _progress_bar(not as_json) as update:
+
+        def progress(p: Progress) -> None:
+            update(p.files_done, p.files_total)
+
+        report = idx.add(*paths, progress=progress, lock_timeout=wait)
+    _print_report(report, folder, as_json)
+    if not report.ok:
+        sys.exit(1)
+
+
+def _print_report(report: IngestReport, folder: Path, as_json: bool) -> None:
+    summary = {
+        "added": report.added,
+        "updated": report.updated,
+        "removed": report.removed,
+        "unchanged": report.unchanged,
+        "skipped": len(report.skipped),
+        "failed": len(report.failed),
+        "chunks_embedded": report.chunks,
+        "seconds": round(report.seconds, 3),
+    }
+    if as_json:
+        failures = [{"path": f.path, "reason": f.reason} for f in report.failed]
+        click.echo(json.dumps({**summary, "index": str(folder), "failures": failures}))
+        return
+    for s in report.skipped:
+        click.echo(f"skipped {s.path}: {s.reason}", err=True)
+    for f in report.failed:
+        click.echo(f"failed  {f.path}: {f.reason}", err=True)
+    click.echo(
+        f"{folder}: {report.added} added, {report.updated} updated, {report.removed} removed, "
+        f"{report.unchanged} unchanged, {len(report.skipped)} skipped, "
+        f"{len(report.failed)} failed ({report.chunks} chunks embedded in {report.seconds:.1f}s)"
+    )
+
+
+class _ProgressBar:
+    def __init__(self, show: bool) -> None:
+        self.show = show and sys.stderr.isatty()
+        self.bar: Any = None
+        self.done = 0
+
+    def update(self, done: int, total: int) -> None:
+        if not self.show:
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label="indexing", file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+class _progress_bar:
+    def __init__(self, show: bool) -> None:
+        self.bar = _ProgressBar(show)
+
+    def __enter__(self) -> Callable[[int, int], None]:
+        return self.bar.update
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+
+@cli.command()
+@click.argument("query", required=False)
+@_index_option
+@_k_option(5)
+@click.option(
+    "--queries",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='JSONL file of {"_id", "text"} queries: one JSON line of ranked documents each.',
+)
+@click.option("--embedder", help="Refuse to run unless the index was built with this embedder.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_handle_errors
+def search(
+    query: str | None,
+    index_dir: Path | None,
+    k: int,
+    queries: Path | None,
+    embedder: str | None,
+    as_json: bool,
+) -> None:
+    """Show the passages that best match QUERY (or rank documents for --queries)."""
+    if (query is None) == (queries is None):
+        raise click.UsageError("give either a QUERY or --queries FILE")
+    with _open(index_dir, embedder) as idx:
+        if queries is not None:
+            rows = list(_read_jsonl(queries, "_id", "text"))
+            results = idx.search_documents([text for _, text in rows], k)
+            for (qid, _), hits in zip(rows, results):
+                click.echo(
+                    json.dumps(
+                        {
+                            "query_id": qid,
+                            "hits": [
+                                {"doc_id": h.doc_id, "score": round(h.score, 6), "text": h.text}
+                                for h in hits
+                            ],
+                        }
+                    )
+                )
+            return
+        assert query is not None
+        hits = idx.search(query, k)
+        if as_json:
+            click.echo(json.dumps({"query": query, "hits": [_hit_json(h) for h in hits]}))
+            return
+        if not hits:
+            click.echo("no results: the index is empty")
+        for rank, h in enumerate(hits, 1):
+            click.secho(f"{rank}. {h.location}  score {h.score:.3f}", bold=True)
+            if h.heading:
+                click.echo(f"   {h.heading}")
+            click.echo(_indent(_shorten(h.text, 400)))
+
+
+@cli.command()
+@click.argument("question", required=False)
+@_index_option
+@_k_option(3)
+@click.option(
+    "--questions",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='JSONL file of {"id", "question"}: one JSON answer line each.',
+)
+@click.option("--generator", help="Generator model: a packaged name, a folder, or a hub name.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=48, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print {answer, citations, passages}.")
+@_handle_errors
+def ask(
+    question: str | None,
+    index_dir: Path | None,
+    k: int,
+    questions: Path | None,
+    generator: str | None,
+    max_new_tokens: int,
+    as_json: bool,
+) -> None:
+    """Answer QUESTION from the indexed documents, citing the passages used."""
+    from rag.engine import QueryEngine
+
+    if (question is None) == (questions is None):
+        raise click.UsageError("give either a QUESTION or --questions FILE")
+    with _open(index_dir) as idx:
+        engine = QueryEngine(idx, generator, k=k, max_new_tokens=max_new_tokens)
+        if questions is not None:
+            rows = list(_read_jsonl(questions, "id", "question"))
+            for qid, q in rows:
+                answer = engine.ask(q)
+                click.echo(json.dumps({"id": qid, **_answer_json(answer)}))
+            return
+        assert question is not None
+        if as_json:
+            click.echo(json.dumps(_answer_json(engine.ask(question))))
+            return
+        answer = engine.ask(question, on_token=lambda t: click.echo(t, nl=False))
+        _print_answer(answer)
+
+
+def _print_answer(answer: Answer) -> None:
+    from rag.engine import NOT_FOUND
+
+    if answer.abstained:
+        click.echo(f"\r{NOT_FOUND}")
+        if answer.passages:
+            click.echo("\nClosest passages:")
+            for n, p in enumerate(answer.passages, 1):
+                click.echo(f"[{n}] {p.location}")
+        return
+    click.echo("".join(f" [{c.n}]" for c in answer.citations))
+    if not answer.supported:
+        click.secho("warning: this answer could not be tied to any passage", fg="yellow", err=True)
+    click.echo("\nSources:")
+    cited = {c.n for c in answer.citations}
+    for n, p in enumerate(answer.passages, 1):
+        mark = "*" if n in cited else " "
+        click.echo(f"{mark}[{n}] {p.location}" + (f"  ({p.heading})" if p.heading else ""))
+
+
+@cli.command()
+@_index_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_handle_errors
+def status(index_dir: Path | None, as_json: bool) -> None:
+    """Show what is indexed, with which models and settings."""
+    from dataclasses import asdict
+
+    with _open(index_dir) as idx:
+        st = idx.status()
+    data = asdict(st)
+    if as_json:
+        click.echo(json.dumps(data))
+        return
+    click.echo(f"index      {st.path} (format {st.format_version})")
+    click.echo(f"documents  {st.documents} from {st.sources} files")
+    click.echo(f"chunks     {st.chunks}")
+    click.echo(f"embedder   {st.settings.embedder}")
+    click.echo(f"generator  {st.settings.generator}")
+    click.echo(f"chunking   {st.settings.chunk_tokens} tokens, {st.settings.chunk_overlap} overlap")
+    click.echo(f"size       {_mib(st.database_bytes)} database, {_mib(st.vectors_bytes)} vectors")
+    for root in st.roots:
+        click.echo(f"root       {root}")
+
+
+def _read_jsonl(path: Path, id_key: str, text_key: str) -> Iterator[tuple[str, str]]:
+    """(id, text) pairs; a malformed line stops the run before any model loads."""
+    rows = []
+    with path.open(encoding="utf-8-sig") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise click.ClickException(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
+            if not isinstance(obj, dict):
+                raise click.ClickException(f"{path}:{lineno}: expected a JSON object")
+            qid = obj.get(id_key, obj.get("id" if id_key == "_id" else "_id"))
+            text = obj.get(text_key)
+            if qid is None or not isinstance(text, str) or not text.strip():
+                raise click.ClickException(
+                    f"{path}:{lineno}: needs {id_key!r} and a non-empty {text_key!r}"
+                )
+            rows.append((str(qid), text))
+    return iter(rows)
+
+
+def _hit_json(h: Hit) -> dict[str, Any]:
+    return {
+        "doc_id": h.doc_id,
+        "score": round(h.score, 6),
+        "text": h.text,
+        "source": h.source,
+        "start": h.start,
+        "end": h.end,
+        "line_start": h.line_start,
+        "line_end": h.line_end,
+        "page_start": h.page_start,
+        "page_end": h.page_end,
+        "heading": h.heading,
+        "chunk_id": h.chunk_id,
+    }
+
+
+def _answer_json(a: Answer) -> dict[str, Any]:
+    return {
+        "answer": a.text,
+        "citations": [
+            {
+                "n": c.n,
+                "doc_id": c.doc_id,
+                "start": c.start,
+                "end": c.end,
+                "line_start": c.line_start,
+                "line_end": c.line_end,
+                "source": c.source,
+            }
+            for c in a.citations
+        ],
+        "passages": [{"n": n, **_hit_json(p)} for n, p in enumerate(a.passages, 1)],
+        "abstained": a.abstained,
+        "supported": a.supported,
+        "confidence": round(a.confidence, 4),
+        "mode": a.mode,
+    }
+
+
+def _shorten(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def _indent(text: str) -> str:
+    return "\n".join("   " + line for line in text.splitlines())
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1048576:.1f} MiB"
+
+
+def main() -> None:
+    cli(prog_name="rag")

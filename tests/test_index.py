@@ -1,0 +1,212 @@
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from rag.errors import IndexCorrupt, IndexLocked, IndexMismatch, IndexNotFound, InvalidValue
+from rag.index import VECTORS_FILE, Index
+from rag.settings import Settings
+from tests.fakes import HashEmbedder
+
+
+def make(tmp_path: Path, embedder: HashEmbedder, **settings: int) -> Index:
+    return Index.create(tmp_path / "idx", Settings(embedder=embedder.name, **settings), embedder)
+
+
+def chunk_ids(index: Index) -> set[int]:
+    return set(index.store.chunk_ids().tolist())
+
+
+def test_index_and_search_a_folder(tmp_path: Path, corpus: Path, embedder: HashEmbedder) -> None:
+    with make(tmp_path, embedder) as index:
+        report = index.add(corpus)
+        assert report.ok and report.added == 15 and report.chunks > 15
+        hits = index.search("denoising diffusion reverse process noise", k=3)
+        assert hits[0].doc_id == "diffusion-models.md"
+        top = hits[0]
+        source_text = (corpus / top.doc_id).read_text()
+        assert source_text[top.start : top.end] == top.text
+        lines = source_text.splitlines()[top.line_start - 1 : top.line_end]
+        assert lines[0] in top.text or top.text.startswith(lines[0].strip())
+        assert hits == sorted(hits, key=lambda h: -h.score)
+
+
+def test_rerun_on_unchanged_corpus_embeds_nothing(
+    tmp_path: Path, corpus: Path, embedder: HashEmbedder
+) -> None:
+    index = make(tmp_path, embedder)
+    index.add(corpus)
+    before = chunk_ids(index)
+    embedded = embedder.texts_embedded
+    report = index.add(corpus)
+    assert (report.added, report.updated, report.removed, report.unchanged) == (0, 0, 0, 15)
+    assert embedder.texts_embedded == embedded
+    assert chunk_ids(index) == before
+    # touching a file without changing it re-reads but does not re-embed
+    os.utime(corpus / "hallucination.md")
+    report = index.add(corpus)
+    assert report.unchanged == 15 and embedder.texts_embedded == embedded
+
+
+def test_changed_and_deleted_files_are_reindexed_and_ids_are_never_reused(
+    tmp_path: Path, corpus: Path, embedder: HashEmbedder
+) -> None:
+    index = make(tmp_path, embedder)
+    index.add(corpus)
+    before = chunk_ids(index)
+    hallu = corpus / "hallucination.md"
+    hallu.write_text(hallu.read_text() + "\n\nZebras hallucinate quietly in the moonlight.\n")
+    (corpus / "risks-and-ethics.md").unlink()
+    (corpus / "new.txt").write_text("Quokkas are small marsupials from Rottnest Island.")
+    report = index.add(corpus)
+    assert (report.added, report.updated, report.removed, report.unchanged) == (1, 1, 1, 13)
+    after = chunk_ids(index)
+    new_ids = after - before
+    assert new_ids and min(new_ids) > max(before), "new chunks get fresh ids"
+    assert index.status().documents == 15
+    assert index.search("quokkas marsupials Rottnest", k=1)[0].doc_id == "new.txt"
+    assert all(h.doc_id != "risks-and-ethics.md" for h in index.search("bias privacy", k=50))
+    # the vectors file agrees with the database after reopening
+    index.close()
+    reopened = Index.open(tmp_path / "idx", embedder)
+    reopened.search("anything", k=1)
+    assert set(reopened._vectors.ids().tolist()) == after  # type: ignore[union-attr]
+
+
+def test_unreadable_file_is_reported_and_its_old_documents_kept(
+    tmp_path: Path, corpus: Path, embedder: HashEmbedder
+) -> None:
+    index = make(tmp_path, embedder)
+    index.add(corpus)
+    bad = corpus / "hallucination.md"
+    bad.write_bytes(b"\x00\x01garbage\x00\x00" * 10)  # now binary
+    (corpus / "broken.html").write_bytes(b"")
+    report = index.add(corpus)
+    failed = {Path(f.path).name for f in report.failed}
+    assert failed == {"hallucination.md", "broken.html"}
+    assert all(f.reason for f in report.failed)
+    assert report.removed == 0
+    hits = index.search("hallucination grounding fabricated", k=5)
+    assert any(h.doc_id == "hallucination.md" for h in hits)
+
+
+def test_jsonl_corpus_uses_line_ids(tmp_path: Path, embedder: HashEmbedder) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    lines = [
+        {"_id": "a1", "title": "Cats", "text": "Cats purr when content.", "year": 2020},
+        {"_id": "b2", "title": "Dogs", "text": "Dogs bark at the mail carrier."},
+        {"id": 3, "text": "Parrots can mimic human speech."},
+    ]
+    corpus.write_text("\n".join(json.dumps(x) for x in lines) + "\n{not json\n")
+    index = make(tmp_path, embedder)
+    report = index.add(corpus)
+    assert report.added == 3
+    assert [f.path for f in report.failed] == [f"{corpus}:4"]
+    docs = index.search_documents(["dogs bark mail", "parrots mimic speech"], k=2)
+    assert docs[0][0].doc_id == "b2" and docs[1][0].doc_id == "3"
+    assert index.search("cats purr", k=1)[0].metadata == {"year": 2020}
+    # one line changes, one disappears
+    lines[0]["text"] = "Cats sleep most of the day."
+    corpus.write_text("\n".join(json.dumps(x) for x in lines[:1] + lines[2:]) + "\n")
+    report = index.add(corpus)
+    assert (report.added, report.updated, report.removed, report.unchanged) == (0, 1, 1, 1)
+
+
+def test_search_documents_ranks_documents_not_chunks(
+    tmp_path: Path, embedder: HashEmbedder
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "long.md").write_text(
+        "\n\n".join(f"Volcano lava eruption note {i}." for i in range(80))
+    )
+    for i in range(6):
+        (docs / f"short{i}.md").write_text(f"Volcano fact number {i} about magma.")
+    index = Index.create(
+        tmp_path / "idx", Settings(embedder="fake-hash", chunk_tokens=16, chunk_overlap=0), embedder
+    )
+    index.add(docs)
+    assert index.status().chunks > 10
+    [ranked] = index.search_documents(["volcano lava eruption"], k=5)
+    ids = [h.doc_id for h in ranked]
+    assert len(ids) == 5 and len(set(ids)) == 5
+    assert ids[0] == "long.md"
+    assert [h.score for h in ranked] == sorted((h.score for h in ranked), reverse=True)
+
+
+def test_missing_or_damaged_vectors_are_rebuilt_without_reembedding(
+    tmp_path: Path, corpus: Path, embedder: HashEmbedder
+) -> None:
+    index = make(tmp_path, embedder)
+    index.add(corpus)
+    expected = [h.chunk_id for h in index.search("attention heads", k=5)]
+    index.close()
+    vectors = tmp_path / "idx" / VECTORS_FILE
+    for damage in (lambda: vectors.write_bytes(b"not faiss"), vectors.unlink):
+        damage()
+        fresh = HashEmbedder()
+        reopened = Index.open(tmp_path / "idx", fresh)
+        assert [h.chunk_id for h in reopened.search("attention heads", k=5)] == expected
+        assert fresh.texts_embedded == 1, "only the query was embedded"
+        reopened.close()
+
+
+def test_opening_refuses_another_embedder_and_missing_index(
+    tmp_path: Path, corpus: Path, embedder: HashEmbedder
+) -> None:
+    make(tmp_path, embedder).add(corpus)
+    with pytest.raises(IndexMismatch, match="fake-hash"):
+        Index.open(tmp_path / "idx", HashEmbedder(name="other-model"))
+    with pytest.raises(IndexMismatch, match="chunk_tokens"):
+        Index.open_or_create(tmp_path / "idx", Settings(embedder="fake-hash", chunk_tokens=99))
+    with pytest.raises(IndexNotFound, match="rag index"):
+        Index.open(tmp_path / "nowhere")
+    with pytest.raises(InvalidValue, match="already exists"):
+        make(tmp_path, embedder)
+
+
+def test_not_an_index_database(tmp_path: Path) -> None:
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    (folder / "index.db").write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(IndexCorrupt, match=r"index\.db"):
+        Index.open(folder)
+    sqlite3.connect(folder / "other.db").execute("create table t (x)").connection.commit()
+    os.replace(folder / "other.db", folder / "index.db")
+    with pytest.raises(IndexCorrupt, match="not made by rag"):
+        Index.open(folder)
+
+
+def test_bad_search_arguments(tmp_path: Path, corpus: Path, embedder: HashEmbedder) -> None:
+    index = make(tmp_path, embedder)
+    index.add(corpus)
+    with pytest.raises(InvalidValue, match="k must"):
+        index.search("x", k=0)
+    with pytest.raises(InvalidValue, match="non-empty"):
+        index.search("   ")
+    with pytest.raises(InvalidValue):
+        index.add()
+
+
+def test_second_writer_is_told_who_holds_the_lock(
+    tmp_path: Path, corpus: Path, embedder: HashEmbedder
+) -> None:
+    from filelock import FileLock
+
+    index = make(tmp_path, embedder)
+    holder = FileLock(str(tmp_path / "idx" / "write.lock"))
+    with holder:
+        (tmp_path / "idx" / "writer.pid").write_text("4242")
+        with pytest.raises(IndexLocked, match="process 4242"):
+            index.add(corpus, lock_timeout=0.1)
+    assert index.add(corpus).added == 15
+
+
+def test_empty_index_searches_to_nothing(tmp_path: Path, embedder: HashEmbedder) -> None:
+    index = make(tmp_path, embedder)
+    assert index.search("anything") == []
+    assert index.search_documents(["anything"], 3) == [[]]
