@@ -1,4 +1,4 @@
-"""The ``rag`` command line: index, search, ask, status.
+"""The ``rag`` command line: index, search, ask, status, check, repair.
 
 Heavy modules (torch, transformers, faiss) are imported inside the commands, so
 ``rag --help`` starts fast. Library errors become one-line messages here.
@@ -329,6 +329,41 @@ def status(index_dir: Path | None, as_json: bool) -> None:
     click.echo(f"size       {_mib(st.database_bytes)} database, {_mib(st.vectors_bytes)} vectors")
     for root in st.roots:
         click.echo(f"root       {root}")
+
+
+@cli.command()
+@_index_option
+@_handle_errors
+def check(index_dir: Path | None) -> None:
+    """Verify the index: database sound, every chunk has its vector, files agree."""
+    folder = _resolve_index_dir(index_dir)
+    with _open(folder) as idx:
+        problems = idx.check()
+        counts = idx.store.counts()
+    if problems:
+        for p in problems:
+            click.echo(f"problem: {p}", err=True)
+        raise click.ClickException(
+            f"the index at {folder} needs repair: rag repair --index {folder}"
+        )
+    click.echo(f"{folder}: ok ({counts['documents']} documents, {counts['chunks']} chunks)")
+
+
+@cli.command()
+@_index_option
+@click.option("--wait", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Seconds to wait for another process writing the index.")  # fmt: skip
+@_handle_errors
+def repair(index_dir: Path | None, wait: float) -> None:
+    """Restore consistency: rebuild the vectors from the stored embeddings."""
+    folder = _resolve_index_dir(index_dir)
+    with _open(folder) as idx:
+        for line in idx.repair(lock_timeout=wait):
+            click.echo(line)
+        problems = idx.check()
+    if problems:
+        raise click.ClickException("still wrong after repair: " + "; ".join(problems))
+    click.echo(f"{folder}: ok")
 
 
 def _read_jsonl(path: Path, id_key: str, text_key: str) -> Iterator[tuple[str, str]]:

@@ -408,9 +408,7 @@ class Index:
     # -- vectors ------------------------------------------------------------
 
     def _dim(self) -> int | None:
-        for _, vecs in self.store.embeddings(self.store.chunk_ids()[:1]):
-            return int(vecs.shape[1])
-        return None
+        return self.store.embedding_dim()
 
     def _ensure_vector_index(self, dim: int | None = None) -> VectorIndex | None:
         if self._vectors is None:
@@ -514,6 +512,72 @@ class Index:
             todo = again
             fetch = min(total, fetch * 4)
         return results
+
+    # -- health ---------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        """Problems found in the index; empty when SQLite and FAISS agree and are sound."""
+        problems = self.store.integrity_problems()
+        if problems:
+            return problems
+        dim = self._dim()
+        if dim is not None:
+            bad = self.store.documents_with_bad_embeddings(dim)
+            if bad:
+                problems.append(f"{len(bad)} documents have chunks without a valid embedding")
+        db_ids = self.store.chunk_ids()
+        file = self.path / VECTORS_FILE
+        if not file.exists():
+            if len(db_ids):
+                problems.append(f"{VECTORS_FILE} is missing ({len(db_ids)} chunks have no vector)")
+            return problems
+        if dim is None:
+            return problems
+        try:
+            stored = VectorIndex.load(file, dim).ids()
+        except IndexCorrupt as e:
+            return [*problems, str(e)]
+        missing = np.setdiff1d(db_ids, stored).size
+        extra = np.setdiff1d(stored, db_ids).size
+        if missing:
+            problems.append(f"{VECTORS_FILE} lacks the vectors of {missing} chunks")
+        if extra:
+            problems.append(f"{VECTORS_FILE} holds {extra} vectors of chunks that no longer exist")
+        return problems
+
+    def repair(self, lock_timeout: float = 5.0) -> list[str]:
+        """Restore consistency; returns what was done.
+
+        The vectors file is rebuilt from the stored embeddings. Documents whose stored
+        embeddings are unusable are dropped, and their files forgotten, so the next
+        ``add`` of their folder reads and embeds them again.
+        """
+        damage = self.store.integrity_problems()
+        if damage:
+            raise IndexCorrupt(
+                f"the database of {self.path} is damaged ({damage[0]}); it cannot be repaired "
+                "in place: index the documents again into a new folder"
+            )
+        done: list[str] = []
+        with self._write_lock(lock_timeout):
+            dim = self._dim()
+            bad = self.store.documents_with_bad_embeddings(dim) if dim is not None else []
+            if bad:
+                self.store.write(
+                    [], remove_documents=bad, remove_sources=self.store.sources_of(bad)
+                )
+                done.append(f"dropped {len(bad)} documents with unusable embeddings; "
+                            "index their folder again to restore them")  # fmt: skip
+            with self._sync_lock:
+                self._vectors = None
+                self._generation = -1
+                (self.path / VECTORS_FILE).unlink(missing_ok=True)
+                self._sync_vectors()
+                self._save_vectors()
+            done.append(
+                f"rebuilt {VECTORS_FILE} from {len(self.store.chunk_ids())} stored embeddings"
+            )
+        return done
 
     # -- status -------------------------------------------------------------
 

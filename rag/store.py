@@ -255,16 +255,24 @@ class Store:
             ids = s.scalars(select(ChunkRow.id).order_by(ChunkRow.id)).all()
         return np.asarray(ids, dtype=np.int64)
 
+    def embedding_dim(self) -> int | None:
+        """Length of the stored vectors, recorded with the first chunks written."""
+        raw = self.meta("dim")
+        return int(raw) if raw else None
+
     def embeddings(
         self, ids: Iterable[int] | None = None, batch: int = 4096
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids, vectors) in batches, for all chunks or the given ones."""
+        dim = self.embedding_dim()
+        if dim is None:
+            return
         wanted = None if ids is None else sorted(int(i) for i in ids)
         with Session(self.engine) as s:
             if wanted is None:
                 result = s.execute(select(ChunkRow.id, ChunkRow.embedding).order_by(ChunkRow.id))
                 while rows := result.fetchmany(batch):
-                    yield _unpack(rows)
+                    yield _unpack(rows, dim)
             else:
                 for k in range(0, len(wanted), 500):
                     part = wanted[k : k + 500]
@@ -272,7 +280,7 @@ class Store:
                         select(ChunkRow.id, ChunkRow.embedding).where(ChunkRow.id.in_(part))
                     ).all()
                     if rows:
-                        yield _unpack(rows)
+                        yield _unpack(rows, dim)
 
     def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         """The chunks that still exist among ``ids``, with their documents."""
@@ -305,6 +313,32 @@ class Store:
                     heading=c.heading,
                 )
         return out
+
+    def integrity_problems(self) -> list[str]:
+        """What SQLite's own quick check finds wrong with the file (empty when healthy)."""
+        with self.engine.connect() as conn:
+            rows = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check").fetchall()]
+        return [] if rows == ["ok"] else [f"database: {r}" for r in rows]
+
+    def documents_with_bad_embeddings(self, dim: int) -> list[int]:
+        """Documents having a chunk whose stored embedding is not ``dim`` float32 values."""
+        stmt = (
+            select(ChunkRow.document_id)
+            .where(func.length(ChunkRow.embedding) != dim * 4)
+            .distinct()
+        )
+        with Session(self.engine) as s:
+            return list(s.scalars(stmt))
+
+    def sources_of(self, document_pks: Sequence[int]) -> list[str]:
+        with Session(self.engine) as s:
+            return sorted(
+                set(
+                    s.scalars(
+                        select(DocumentRow.source).where(DocumentRow.id.in_(list(document_pks)))
+                    )
+                )
+            )
 
     # -- writes -----------------------------------------------------------
 
@@ -368,8 +402,13 @@ class Store:
                     )
                     for c, v in zip(w.chunks, w.embeddings)
                 ]
+                if rows and s.get(Meta, "dim") is None:
+                    s.add(Meta(key="dim", value=str(w.embeddings.shape[1])))
+                    s.flush()
                 if rows:
-                    added += s.scalars(insert(ChunkRow).returning(ChunkRow.id), rows).all()
+                    added += s.scalars(
+                        insert(ChunkRow).returning(ChunkRow.id, sort_by_parameter_order=True), rows
+                    ).all()
             for src in sources:
                 s.execute(delete(SourceRow).where(SourceRow.path == src.path))
                 s.add(SourceRow(path=src.path, root=src.root, size=src.size, mtime_ns=src.mtime_ns))
@@ -397,7 +436,12 @@ class Store:
         )
 
 
-def _unpack(rows: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    vecs = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
-    return ids, vecs
+def _unpack(rows: Sequence[Any], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) of the rows whose blob holds ``dim`` float32 values; others are skipped."""
+    good = [r for r in rows if r[1] is not None and len(r[1]) == dim * 4]
+    if len(good) < len(rows):
+        log.warning("skipped %d chunks with unusable embeddings", len(rows) - len(good))
+    ids = np.fromiter((r[0] for r in good), dtype=np.int64, count=len(good))
+    if not good:
+        return ids, np.zeros((0, dim), dtype=np.float32)
+    return ids, np.frombuffer(b"".join(r[1] for r in good), dtype=np.float32).reshape(-1, dim)

@@ -210,3 +210,52 @@ def test_empty_index_searches_to_nothing(tmp_path: Path, embedder: HashEmbedder)
     index = make(tmp_path, embedder)
     assert index.search("anything") == []
     assert index.search_documents(["anything"], 3) == [[]]
+
+
+def test_check_finds_problems_and_repair_fixes_them(
+    tmp_path: Path, corpus: Path, embedder: HashEmbedder
+) -> None:
+    index = make(tmp_path, embedder)
+    index.add(corpus)
+    assert index.check() == []
+    vectors = tmp_path / "idx" / VECTORS_FILE
+    vectors.unlink()
+    assert any("missing" in p for p in index.check())
+    vectors.write_bytes(b"\0" * 100)
+    assert any("not a readable FAISS index" in p for p in index.check())
+    done = index.repair()
+    assert any("rebuilt" in d for d in done)
+    assert index.check() == []
+
+    # a chunk whose stored embedding is damaged: its document is dropped, then re-read
+    db = sqlite3.connect(tmp_path / "idx" / "index.db")
+    db.execute("UPDATE chunks SET embedding = x'00' WHERE id = (SELECT min(id) FROM chunks)")
+    db.commit()
+    db.close()
+    assert any("without a valid embedding" in p for p in index.check())
+    index.repair()
+    assert index.check() == []
+    assert index.status().documents == 14
+    report = index.add(corpus)
+    assert report.added == 1 and index.status().documents == 15
+    assert index.check() == []
+
+
+def test_each_vector_belongs_to_its_chunk(
+    tmp_path: Path, corpus: Path, embedder: HashEmbedder
+) -> None:
+    from rag.chunking import Chunk
+    from rag.documents import Document
+    from rag.index import _embed_text
+
+    index = make(tmp_path, embedder, chunk_tokens=48, chunk_overlap=8)
+    index.add(corpus)
+    ids = index.store.chunk_ids().tolist()
+    rows = index.store.chunks(ids[:: max(1, len(ids) // 25)])
+    for row in rows.values():
+        text = _embed_text(
+            Document(row.doc_id, row.source, "", row.kind, title=row.title),
+            Chunk(0, row.text, row.start, row.end, row.line_start, row.line_end, row.heading),
+        )
+        top = index.search(text, k=1)[0]
+        assert top.chunk_id == row.id and top.score == pytest.approx(1.0, abs=1e-5)
