@@ -111,16 +111,15 @@ def index(
     A JSONL corpus has one document a line: {"_id" or "id", "text", "title"?, ...}.
     """
     from rag.index import Index, Progress
-    from rag.settings import Settings
 
     folder = _resolve_index_dir(index_dir)
-    settings = Settings().with_changes(
+    idx = Index.open_or_create(
+        folder,
         embedder=embedder,
         generator=generator,
         chunk_tokens=chunk_tokens,
         chunk_overlap=chunk_overlap,
     )
-    idx = Index.open_or_create(folder, settings)
     with idx, _progress_bar(not as_json) as update:
 
         def progress(p: Progress) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rag.errors import InvalidValue, ModelError
+from rag.hub import quiet_hf
 from rag.settings import DEFAULT_EMBEDDER
 
 if TYPE_CHECKING:
@@ -54,14 +55,6 @@ def load_embedder(name: str) -> Embedder:
     """The embedder called ``name``: a registered one, else a sentence-transformers model."""
     factory = _REGISTRY.get(name)
     return factory() if factory is not None else SentenceTransformerEmbedder(name)
-
-
-def quiet_hf() -> None:
-    """Silence the progress bars and chatter transformers prints on load."""
-    import transformers
-
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
 
 
 def packaged_embedder_path() -> str:

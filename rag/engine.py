@@ -14,9 +14,8 @@ import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from rag.generator import Generator, load_generator
-
 from rag.errors import InvalidValue
+from rag.generator import Generator, load_generator
 from rag.index import Hit, Index
 
 log = logging.getLogger(__name__)

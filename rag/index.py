@@ -199,24 +199,26 @@ class Index:
         return cls(folder, store, None if isinstance(embedder, str) else embedder)
 
     @classmethod
-    def open_or_create(
-        cls,
-        path: str | os.PathLike[str],
-        settings: Settings | None = None,
-        embedder: Embedder | None = None,
-    ) -> Index:
-        if (Path(path) / DB_FILE).is_file():
-            index = cls.open(path, embedder or (settings.embedder if settings else None))
-            if settings is not None and (
-                settings.vector_identity() != index.settings.vector_identity()
-            ):
-                index.close()
-                raise IndexMismatch(
-                    f"the index at {path} was built with {index.settings.vector_identity()}, "
-                    f"not {settings.vector_identity()}; index into a new folder to change them"
-                )
-            return index
-        return cls.create(path, settings, embedder)
+    def open_or_create(cls, path: str | os.PathLike[str], **settings: Any) -> Index:
+        """Open the index at ``path``, or create it with ``Settings(**settings)``.
+
+        For an existing index, the embedder and chunking given must match the ones it
+        was built with; ``generator`` (only a default for answers) is then ignored.
+        Settings passed as None are ignored.
+        """
+        given = {k: v for k, v in settings.items() if v is not None}
+        if not (Path(path) / DB_FILE).is_file():
+            return cls.create(path, Settings(**given))
+        index = cls.open(path, given.get("embedder"))
+        identity = index.settings.vector_identity()
+        wrong = {k: v for k, v in given.items() if k in identity and identity[k] != v}
+        if wrong:
+            index.close()
+            raise IndexMismatch(
+                f"the index at {path} was built with {identity}, not {wrong}; "
+                "index into a new folder to change them"
+            )
+        return index
 
     def close(self) -> None:
         self.store.close()

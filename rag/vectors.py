@@ -10,6 +10,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,16 +22,16 @@ log = logging.getLogger(__name__)
 class VectorIndex:
     """Exact inner-product search over id-mapped vectors (cosine on unit vectors)."""
 
-    def __init__(self, dim: int, index: object | None = None) -> None:
+    def __init__(self, dim: int, index: Any = None) -> None:
         import faiss
 
         if dim <= 0:
             raise InvalidValue(f"vector dimension must be greater than 0, got {dim}")
         self.dim = dim
-        self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self._index: Any = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
     def __len__(self) -> int:
-        return int(self._index.ntotal)  # type: ignore[attr-defined]
+        return int(self._index.ntotal)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids) == 0:
@@ -38,7 +39,7 @@ class VectorIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
             raise InvalidValue(f"vectors must have shape (n, {self.dim}), got {vectors.shape}")
-        self._index.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))  # type: ignore[attr-defined]
+        self._index.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
 
     def remove(self, ids: np.ndarray | list[int]) -> int:
         import faiss
@@ -46,12 +47,12 @@ class VectorIndex:
         ids = np.asarray(ids, dtype=np.int64)
         if len(ids) == 0:
             return 0
-        return int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))  # type: ignore[attr-defined]
+        return int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
 
     def ids(self) -> np.ndarray:
         import faiss
 
-        return np.sort(faiss.vector_to_array(self._index.id_map)).astype(np.int64)  # type: ignore[attr-defined]
+        return np.sort(faiss.vector_to_array(self._index.id_map)).astype(np.int64)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of shape (n_queries, k); missing results have id -1."""
@@ -61,7 +62,7 @@ class VectorIndex:
         if len(self) == 0:
             n = len(queries)
             return np.full((n, k), -np.inf, dtype=np.float32), np.full((n, k), -1, dtype=np.int64)
-        scores, ids = self._index.search(queries, k)  # type: ignore[attr-defined]
+        scores, ids = self._index.search(queries, k)
         return scores, ids
 
     def save(self, path: Path) -> None:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
+
 from rag.generator import Generation
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -15,7 +16,7 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 class HashEmbedder:
     """Bag of words hashed into a vector: texts that share words are similar."""
 
-    def __init__(self, name: str = "fake-hash", dim: int = 64) -> None:
+    def __init__(self, name: str = "fake-hash", dim: int = 256) -> None:
         self.name = name
         self._dim = dim
         self.calls = 0

@@ -162,7 +162,7 @@ def test_opening_refuses_another_embedder_and_missing_index(
     with pytest.raises(IndexMismatch, match="fake-hash"):
         Index.open(tmp_path / "idx", HashEmbedder(name="other-model"))
     with pytest.raises(IndexMismatch, match="chunk_tokens"):
-        Index.open_or_create(tmp_path / "idx", Settings(embedder="fake-hash", chunk_tokens=99))
+        Index.open_or_create(tmp_path / "idx", embedder="fake-hash", chunk_tokens=99)
     with pytest.raises(IndexNotFound, match="rag index"):
         Index.open(tmp_path / "nowhere")
     with pytest.raises(InvalidValue, match="already exists"):

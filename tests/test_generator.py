@@ -1,0 +1,202 @@
+"""The generator: the packaged model answers, stops, streams, and fails with clear errors.
+
+Tests marked ``models`` load the real packaged Gemma 3 270M from the converted cache
+(``$RAG_CACHE`` or ``~/.cache/rag``); the first run on a machine converts it once (~1 min).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag.errors import InvalidValue, ModelError
+from rag.generator import (
+    DEFAULT_GENERATOR,
+    PACKAGED,
+    Generation,
+    HFGenerator,
+    _StopFilter,
+    load_generator,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FEW_SHOT = (
+    "Answer the question with a short span from the passage.\n\n"
+    "Passage: The Eiffel Tower was completed in 1889 for the World's Fair in Paris.\n"
+    "Question: When was the Eiffel Tower completed?\n"
+    "Answer: 1889\n\n"
+)
+
+
+def ask(passage: str, question: str) -> str:
+    return f"{FEW_SHOT}Passage: {passage}\nQuestion: {question}\nAnswer:"
+
+
+@pytest.fixture(scope="session")
+def gemma() -> HFGenerator:
+    """The default packaged model, loaded once with the session's cache (not a tmp one)."""
+    gen = HFGenerator(DEFAULT_GENERATOR)
+    gen.count_tokens(["load now, while RAG_CACHE is the session's"])
+    return gen
+
+
+@pytest.mark.models
+@pytest.mark.parametrize(
+    ("passage", "question", "expected"),
+    [
+        (
+            "Marie Curie was born in Warsaw in 1867. She won the Nobel Prize in Physics "
+            "in 1903 and in Chemistry in 1911.",
+            "Where was Marie Curie born?",
+            "Warsaw",
+        ),
+        (
+            "Python was created by Guido van Rossum and first released in 1991.",
+            "Who created Python?",
+            "Guido van Rossum",
+        ),
+    ],
+)
+def test_packaged_model_answers_with_a_span(
+    gemma: HFGenerator, passage: str, question: str, expected: str
+) -> None:
+    gen = gemma.generate(ask(passage, question), max_new_tokens=16, stop=["\n"])
+    assert expected in gen.text
+    assert "\n" not in gen.text
+    assert len(gen.text) < 40
+
+
+@pytest.mark.models
+def test_stop_string_cuts_the_text_before_it(gemma: HFGenerator) -> None:
+    prompt = "Q: What is the capital of France?\nA:"
+    full = gemma.generate(prompt, max_new_tokens=12, stop=["\n"])
+    words = full.text.split()
+    assert len(words) >= 3, full.text
+    cut = gemma.generate(prompt, max_new_tokens=12, stop=["\n", words[2]])
+    assert cut.text == full.text[: full.text.index(words[2])].strip()
+    assert cut.completion_tokens < full.completion_tokens
+
+
+@pytest.mark.models
+def test_streamed_pieces_make_up_the_returned_text(gemma: HFGenerator) -> None:
+    pieces: list[str] = []
+    prompt = ask("Python was created by Guido van Rossum in 1991.", "Who created Python?")
+    gen = gemma.generate(prompt, max_new_tokens=16, stop=["\n"], on_token=pieces.append)
+    assert len(pieces) >= 2
+    assert all(pieces) and not any("\n" in p for p in pieces)
+    assert "".join(pieces).strip() == gen.text
+
+
+@pytest.mark.models
+def test_generation_reports_tokens_and_logprobs(gemma: HFGenerator) -> None:
+    prompt = ask("The Amazon River empties into the Atlantic Ocean.", "Where does it empty?")
+    gen = gemma.generate(prompt, max_new_tokens=8)
+    assert isinstance(gen, Generation)
+    assert 1 <= gen.completion_tokens <= 8
+    assert len(gen.token_logprobs) == gen.completion_tokens
+    assert all(lp <= 0.0 for lp in gen.token_logprobs)
+    assert gen.prompt_tokens == gemma.count_tokens([prompt])[0]
+
+
+@pytest.mark.models
+def test_count_tokens_and_context_window(gemma: HFGenerator) -> None:
+    short, long = gemma.count_tokens(["Paris", "Paris is the capital of France. " * 20])
+    assert 0 < short < long
+    assert gemma.count_tokens([]) == []
+    assert 2048 <= gemma.context_window <= 8192
+
+
+@pytest.mark.models
+def test_too_long_a_prompt_is_refused(gemma: HFGenerator) -> None:
+    with pytest.raises(InvalidValue, match="context window"):
+        gemma.generate("word " * 9000, max_new_tokens=8)
+
+
+def test_stop_filter_never_passes_on_a_stop_string() -> None:
+    out: list[str] = []
+    feed = _StopFilter(["\n", "Question:"], out.append).feed
+    for piece in [" Guido ", "van ", "Rossum Ques", "tion: who", "\nmore"]:
+        feed(piece)
+    feed("", final=True)
+    assert "".join(out) == "Guido van Rossum "
+
+
+def test_stop_filter_sends_held_back_text_once_it_is_not_a_stop() -> None:
+    out: list[str] = []
+    sink = _StopFilter(["Question:"], out.append)
+    sink.feed("Paris Ques")
+    assert out == ["Paris "]
+    sink.feed("t", final=True)
+    assert "".join(out) == "Paris Quest"
+
+
+def test_unknown_path_is_named_in_the_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-model.gguf"
+    with pytest.raises(ModelError, match=r"no-such-model\.gguf"):
+        load_generator(str(missing))
+    with pytest.raises(ModelError, match="no-such-folder"):
+        HFGenerator("./no-such-folder/")
+
+
+def test_folder_without_config_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"config\.json"):
+        HFGenerator(str(tmp_path))
+
+
+def test_name_that_is_no_model_lists_the_packaged_ones() -> None:
+    with pytest.raises(ModelError, match="no such model!") as err:
+        load_generator("no such model!")
+    assert all(name in str(err.value) for name in PACKAGED)
+
+
+def test_bad_gguf_file_fails_with_model_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAG_CACHE", str(tmp_path / "cache"))
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"not a gguf file")
+    with pytest.raises(ModelError, match=r"broken\.gguf"):
+        HFGenerator(str(bad)).count_tokens(["x"])
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(InvalidValue, match="got 0"):
+        HFGenerator(threads=0)
+    with pytest.raises(InvalidValue, match="float16"):
+        HFGenerator(dtype="float16")
+    with pytest.raises(InvalidValue, match="max_new_tokens"):
+        HFGenerator().generate("x", max_new_tokens=0)
+
+
+def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_hub_name_not_found_offline_says_so() -> None:
+    code = (
+        "from rag.generator import load_generator\n"
+        "load_generator('nobody-xyz/no-such-model').count_tokens(['x'])"
+    )
+    proc = _run(code, HF_HUB_OFFLINE="1")
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "ModelError" in last and "nobody-xyz/no-such-model" in last
+    assert "could not be found locally nor downloaded" in last
+    assert all(name in last for name in PACKAGED)
+
+
+def test_importing_the_module_does_not_import_torch() -> None:
+    proc = _run("import rag.generator, sys; assert 'torch' not in sys.modules")
+    assert proc.returncode == 0, proc.stderr
