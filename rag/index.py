@@ -419,13 +419,40 @@ class Index:
                 self._vectors = VectorIndex(dim)
         return self._vectors
 
+    def _refresh(self) -> None:
+        """Catch up with committed writes before a search.
+
+        If the vectors file turned out stale or damaged (a writer was killed), the
+        healed copy is saved when no writer holds the lock, so the next process
+        starts from a good file.
+        """
+        if not self._sync_vectors():
+            return
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.path / LOCK_FILE), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            return  # a writer is at work; it saves the file when it is done
+        try:
+            self._sync_vectors()
+            self._save_vectors()
+            log.info("saved the healed %s", VECTORS_FILE)
+        except OSError as e:  # a read-only index folder still searches
+            log.warning("could not save the healed %s: %s", VECTORS_FILE, e)
+        finally:
+            lock.release()
+
     def _sync_vectors(self) -> bool:
-        """Make the in-memory vectors match the database; True if anything changed.
+        """Make the in-memory vectors match the database.
 
         Loads the FAISS file when there is one, then adds what the database has and
-        the file lacks and drops what the file has and the database lost.
+        the file lacks and drops what the file has and the database lost. Returns True
+        when the file, as first loaded, had to be healed.
         """
         with self._sync_lock:
+            initial = self._vectors is None
             generation = self.store.generation()
             if self._vectors is not None and generation == self._generation:
                 return False
@@ -457,7 +484,7 @@ class Index:
                 log.info("vectors synced: %d added, %d dropped", len(missing), len(extra))
                 changed = True
             self._generation = generation
-            return changed
+            return initial and changed
 
     def _save_vectors(self) -> None:
         with self._sync_lock:
@@ -475,7 +502,7 @@ class Index:
 
     def search_batch(self, queries: Sequence[str], k: int = 5) -> list[list[Hit]]:
         _check_queries(queries, k)
-        self._sync_vectors()
+        self._refresh()
         vecs = self._vectors
         if vecs is None:
             return [[] for _ in queries]
@@ -489,7 +516,7 @@ class Index:
     def search_documents(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
         """Per query, up to ``k`` documents ranked by their best chunk (that chunk's hit)."""
         _check_queries(queries, k)
-        self._sync_vectors()
+        self._refresh()
         vecs = self._vectors
         if vecs is None:
             return [[] for _ in queries]

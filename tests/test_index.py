@@ -152,6 +152,7 @@ def test_missing_or_damaged_vectors_are_rebuilt_without_reembedding(
         reopened = Index.open(tmp_path / "idx", fresh)
         assert [h.chunk_id for h in reopened.search("attention heads", k=5)] == expected
         assert fresh.texts_embedded == 1, "only the query was embedded"
+        assert reopened.check() == [], "the healed file was saved"
         reopened.close()
 
 
