@@ -35,6 +35,17 @@ def _handle_errors(func: F) -> F:
             raise click.ClickException(str(e)) from e
         except KeyboardInterrupt:
             raise click.Abort() from None
+        except Exception as e:
+            # damage found after the index opened (a bad page read mid-query)
+            if "sqlalchemy" in sys.modules:
+                from sqlalchemy.exc import DatabaseError
+
+                if isinstance(e, DatabaseError):
+                    raise click.ClickException(
+                        f"the index database is damaged ({e.orig}); "
+                        "run `rag check` on it, then `rag repair` or index again"
+                    ) from e
+            raise
 
     return wrapper  # type: ignore[return-value]
 

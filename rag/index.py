@@ -52,6 +52,8 @@ PID_FILE = "writer.pid"
 # A batch is embedded and committed together; a crash loses at most the batch in flight.
 BATCH_CHARS = 1_000_000
 BATCH_DOCS = 2000
+# The embedder reads a few hundred tokens at most; longer queries are a mistake.
+MAX_QUERY_CHARS = 10_000
 
 
 @dataclass(frozen=True)
@@ -509,7 +511,7 @@ class Index:
         scores, ids = vecs.search(self.embedder.embed(list(queries)), k)
         rows = self.store.chunks(sorted({int(i) for i in ids.ravel() if i >= 0}))
         return [
-            [_hit(rows[int(i)], float(s)) for s, i in zip(srow, irow) if int(i) in rows]
+            _ranked([_hit(rows[int(i)], float(s)) for s, i in zip(srow, irow) if int(i) in rows])
             for srow, irow in zip(scores, ids)
         ]
 
@@ -535,7 +537,7 @@ class Index:
                     row = rows.get(int(i))
                     if row is not None and row.doc_pk not in best:
                         best[row.doc_pk] = _hit(row, float(s))
-                results[qi] = list(best.values())[:k]
+                results[qi] = _ranked(list(best.values()))[:k]
                 if len(best) < k and fetch < total:
                     again.append(qi)
             todo = again
@@ -697,6 +699,12 @@ def _hit(row: StoredChunk, score: float) -> Hit:
     )
 
 
+def _ranked(hits: list[Hit]) -> list[Hit]:
+    """Best first; equal scores in document order, so the ranking never depends on the
+    order in which chunks happened to be added."""
+    return sorted(hits, key=lambda h: (-round(h.score, 6), h.doc_id, h.start))
+
+
 def _check_queries(queries: Sequence[str], k: int) -> None:
     if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
         raise InvalidValue(f"k must be a whole number greater than 0, got {k!r}")
@@ -705,6 +713,10 @@ def _check_queries(queries: Sequence[str], k: int) -> None:
     for q in queries:
         if not isinstance(q, str) or not q.strip():
             raise InvalidValue("a query must be non-empty text")
+        if len(q) > MAX_QUERY_CHARS:
+            raise InvalidValue(
+                f"a query is {len(q)} characters long; the limit is {MAX_QUERY_CHARS}"
+            )
 
 
 def _read_pid(path: Path) -> str:

@@ -191,7 +191,10 @@ class Store:
             version = store.meta("format_version") if has_meta else None
         except (DatabaseError, OperationalError) as e:
             store.close()
-            raise IndexCorrupt(f"{path} is not a readable index database ({e.orig})") from e
+            raise IndexCorrupt(
+                f"{path} is not a readable index database ({e.orig}); it cannot be repaired "
+                "in place: index your documents again into a new folder"
+            ) from e
         if version is None or store.meta("settings") is None:
             store.close()
             raise IndexCorrupt(f"{path} has no index settings; it was not made by rag")

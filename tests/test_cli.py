@@ -123,6 +123,9 @@ def test_batch_ask_contract(tmp_path: Path, corpus: Path) -> None:
         (["search", "x", "--index", "{idx}", "--embedder", "other"], "was built with embedder"),
         (["ask", "--index", "{idx}"], "give either a QUESTION"),
         (["search", "--index", "{idx}", "--queries", "{tmp}/bad.jsonl"], "bad.jsonl:2: not valid"),
+        (["ask", "--index", "{idx}", "--questions", "{tmp}/huge.jsonl"], "1000000 characters"),
+        (["search", "y" * 100_000, "--index", "{idx}"], "the limit is 10000"),
+        (["ask", "q", "--index", "{idx}", "--generator", "/no/such/model"], "no such file"),
     ],
 )  # fmt: skip
 def test_bad_input_gets_one_clear_line(
@@ -130,6 +133,7 @@ def test_bad_input_gets_one_clear_line(
 ) -> None:
     index = build(tmp_path, corpus)
     (tmp_path / "bad.jsonl").write_text('{"_id": "1", "text": "ok"}\n{oops\n')
+    (tmp_path / "huge.jsonl").write_text(json.dumps({"id": "h", "question": "x" * 1_000_000}))
     result = CliRunner().invoke(
         cli, [a.format(tmp=tmp_path, idx=index) for a in args], catch_exceptions=False
     )
