@@ -48,7 +48,6 @@ from tests.fakes import HashEmbedder
 from rag.index import Index
 words = {words!r}
 rng = random.Random({seed})
-corpus = Path({corpus!r})
 stats = {{"searches": 0, "hits": 0, "errors": 0, "bad_hits": 0, "max_docs_seen": 0,
           "first_error": None}}
 index = Index.open({index!r}, HashEmbedder())
@@ -59,7 +58,7 @@ while time.time() < deadline and not Path({stop!r}).exists():
             stats["searches"] += 1
             for h in hits:
                 stats["hits"] += 1
-                text = (corpus / h.doc_id).read_text()
+                text = Path(h.source).read_text()
                 if text[h.start:h.end] != h.text:
                     stats["bad_hits"] += 1
         stats["max_docs_seen"] = max(stats["max_docs_seen"], index.store.counts()["documents"])

@@ -260,3 +260,23 @@ def test_each_vector_belongs_to_its_chunk(
         )
         top = index.search(text, k=1)[0]
         assert top.chunk_id == row.id and top.score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_jsonl_ids_that_look_like_paths_are_only_ids(
+    tmp_path: Path, embedder: HashEmbedder
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP SECRET CONTENT")
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(
+        json.dumps({"_id": str(secret), "text": "harmless text one"})
+        + "\n"
+        + json.dumps({"_id": "../../secret.txt", "text": "harmless text two"})
+        + "\n"
+    )
+    index = make(tmp_path, embedder)
+    index.add(corpus)
+    hits = index.search("harmless text", k=5)
+    assert {h.doc_id for h in hits} == {str(secret), "../../secret.txt"}
+    assert all("SECRET" not in h.text for h in hits)
+    assert all(h.source == str(corpus) for h in hits)
