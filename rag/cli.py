@@ -70,6 +70,16 @@ def _open(index_dir: Path | None, embedder: str | None = None) -> Index:
     return Index.open(_resolve_index_dir(index_dir), embedder)
 
 
+def _mode_option(func: F) -> F:
+    return click.option(
+        "--mode",
+        type=click.Choice(["hybrid", "dense", "lexical"]),
+        default="hybrid",
+        show_default=True,
+        help="Retrieval: dense and lexical (BM25) rankings fused, or either alone.",
+    )(func)
+
+
 def _k_option(default: int) -> Callable[[F], F]:
     return click.option(
         "-k",
@@ -209,6 +219,7 @@ class _progress_bar:
     help='JSONL file of {"_id", "text"} queries: one JSON line of ranked documents each.',
 )
 @click.option("--embedder", help="Refuse to run unless the index was built with this embedder.")
+@_mode_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_handle_errors
 def search(
@@ -217,6 +228,7 @@ def search(
     k: int,
     queries: Path | None,
     embedder: str | None,
+    mode: str,
     as_json: bool,
 ) -> None:
     """Show the passages that best match QUERY (or rank documents for --queries)."""
@@ -225,7 +237,7 @@ def search(
     with _open(index_dir, embedder) as idx:
         if queries is not None:
             rows = list(_read_jsonl(queries, "_id", "text"))
-            results = idx.search_documents([text for _, text in rows], k)
+            results = idx.search_documents([text for _, text in rows], k, mode)
             for (qid, _), hits in zip(rows, results):
                 click.echo(
                     json.dumps(
@@ -240,7 +252,7 @@ def search(
                 )
             return
         assert query is not None
-        hits = idx.search(query, k)
+        hits = idx.search(query, k, mode)
         if as_json:
             click.echo(json.dumps({"query": query, "hits": [_hit_json(h) for h in hits]}))
             return
@@ -264,6 +276,7 @@ def search(
 )
 @click.option("--generator", help="Generator model: a packaged name, a folder, or a hub name.")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=48, show_default=True)
+@_mode_option
 @click.option("--json", "as_json", is_flag=True, help="Print {answer, citations, passages}.")
 @_handle_errors
 def ask(
@@ -273,6 +286,7 @@ def ask(
     questions: Path | None,
     generator: str | None,
     max_new_tokens: int,
+    mode: str,
     as_json: bool,
 ) -> None:
     """Answer QUESTION from the indexed documents, citing the passages used."""
@@ -281,7 +295,7 @@ def ask(
     if (question is None) == (questions is None):
         raise click.UsageError("give either a QUESTION or --questions FILE")
     with _open(index_dir) as idx:
-        engine = QueryEngine(idx, generator, k=k, max_new_tokens=max_new_tokens)
+        engine = QueryEngine(idx, generator, k=k, max_new_tokens=max_new_tokens, mode=mode)
         if questions is not None:
             rows = list(_read_jsonl(questions, "id", "question"))
             for qid, q in rows:

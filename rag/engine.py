@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from rag.errors import InvalidValue
 from rag.generator import Generator, load_generator
-from rag.index import Hit, Index
+from rag.index import DEFAULT_MODE, Hit, Index
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class QueryEngine:
         k: int = 3,
         max_new_tokens: int = 48,
         max_prompt_tokens: int = 1536,
+        mode: str = DEFAULT_MODE,
     ) -> None:
         if k <= 0:
             raise InvalidValue(f"k must be greater than 0, got {k}")
@@ -122,6 +123,7 @@ class QueryEngine:
         self.k = k
         self.max_new_tokens = max_new_tokens
         self.max_prompt_tokens = max_prompt_tokens
+        self.mode = mode
 
     @property
     def generator(self) -> Generator:
@@ -134,7 +136,7 @@ class QueryEngine:
     ) -> Answer:
         """Answer one question; ``on_token`` receives the answer text as it is generated."""
         question = _check_question(question)
-        hits = self.index.search(question, k or self.k)
+        hits = self.index.search(question, k or self.k, self.mode)
         return self._answer(question, hits, on_token)
 
     def ask_batch(self, questions: Sequence[str], *, k: int | None = None) -> list[Answer]:
@@ -142,7 +144,7 @@ class QueryEngine:
         checked = [_check_question(q) for q in questions]
         if not checked:
             return []
-        all_hits = self.index.search_batch(checked, k or self.k)
+        all_hits = self.index.search_batch(checked, k or self.k, self.mode)
         return [self._answer(q, hits, None) for q, hits in zip(checked, all_hits)]
 
     # -- internals ----------------------------------------------------------

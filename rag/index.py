@@ -38,6 +38,7 @@ from rag.errors import (
     InvalidValue,
     ReadError,
 )
+from rag.fusion import best_per_group, rrf
 from rag.settings import Settings
 from rag.store import DocumentWrite, SourceState, Store, StoredChunk, StoredDocument
 from rag.vectors import VectorIndex
@@ -54,6 +55,10 @@ BATCH_CHARS = 1_000_000
 BATCH_DOCS = 2000
 # The embedder reads a few hundred tokens at most; longer queries are a mistake.
 MAX_QUERY_CHARS = 10_000
+SEARCH_MODES = ("hybrid", "dense", "lexical")
+DEFAULT_MODE = "hybrid"
+# How deep each retriever's ranking goes before fusion.
+CANDIDATES = 100
 
 
 @dataclass(frozen=True)
@@ -498,51 +503,83 @@ class Index:
 
     # -- search -------------------------------------------------------------
 
-    def search(self, query: str, k: int = 5) -> list[Hit]:
-        """The ``k`` passages most similar to ``query``, best first."""
-        return self.search_batch([query], k)[0]
+    def search(self, query: str, k: int = 5, mode: str = DEFAULT_MODE) -> list[Hit]:
+        """The ``k`` passages that best match ``query``, best first.
 
-    def search_batch(self, queries: Sequence[str], k: int = 5) -> list[list[Hit]]:
-        _check_queries(queries, k)
-        self._refresh()
-        vecs = self._vectors
-        if vecs is None:
-            return [[] for _ in queries]
-        scores, ids = vecs.search(self.embedder.embed(list(queries)), k)
-        rows = self.store.chunks(sorted({int(i) for i in ids.ravel() if i >= 0}))
-        return [
-            _ranked([_hit(rows[int(i)], float(s)) for s, i in zip(srow, irow) if int(i) in rows])
-            for srow, irow in zip(scores, ids)
-        ]
+        ``mode`` is ``hybrid`` (dense and lexical rankings fused), ``dense`` (cosine
+        similarity of embeddings) or ``lexical`` (BM25). Scores are comparable only
+        within one mode.
+        """
+        return self.search_batch([query], k, mode)[0]
 
-    def search_documents(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
-        """Per query, up to ``k`` documents ranked by their best chunk (that chunk's hit)."""
-        _check_queries(queries, k)
+    def search_batch(
+        self, queries: Sequence[str], k: int = 5, mode: str = DEFAULT_MODE
+    ) -> list[list[Hit]]:
+        _check_queries(queries, k, mode)
         self._refresh()
-        vecs = self._vectors
-        if vecs is None:
-            return [[] for _ in queries]
-        qvecs = self.embedder.embed(list(queries))
-        total = len(vecs)
-        results: list[list[Hit]] = [[] for _ in queries]
+        depth = max(k, CANDIDATES) if mode == "hybrid" else k
+        rankings = [self.fuse(parts)[:k] for parts in self._rankings(queries, depth, mode)]
+        rows = self.store.chunks(sorted({i for r in rankings for i, _ in r}))
+        return [_ranked([_hit(rows[i], s) for i, s in r if i in rows]) for r in rankings]
+
+    def search_documents(
+        self, queries: Sequence[str], k: int = 10, mode: str = DEFAULT_MODE
+    ) -> list[list[Hit]]:
+        """Per query, up to ``k`` documents ranked by their best chunk (that chunk's hit).
+
+        In hybrid mode each retriever's chunk ranking becomes a document ranking first,
+        and the document rankings are fused.
+        """
+        _check_queries(queries, k, mode)
+        self._refresh()
+        total = self.store.counts()["chunks"]
+        picks: list[list[tuple[int, float]]] = [[] for _ in queries]  # (best chunk, score)
         todo = list(range(len(queries)))
-        fetch = min(total, k * 4)
+        depth = max(k * 4, CANDIDATES)
         while todo:
-            scores, ids = vecs.search(qvecs[todo], fetch)
-            rows = self.store.chunks(sorted({int(i) for i in ids.ravel() if i >= 0}))
+            rankings = self._rankings([queries[q] for q in todo], depth, mode)
+            owner = self.store.chunk_documents(
+                sorted({i for parts in rankings for part in parts for i, _ in part})
+            )
             again = []
-            for qi, srow, irow in zip(todo, scores, ids):
-                best: dict[int, Hit] = {}
-                for s, i in zip(srow, irow):
-                    row = rows.get(int(i))
-                    if row is not None and row.doc_pk not in best:
-                        best[row.doc_pk] = _hit(row, float(s))
-                results[qi] = _ranked(list(best.values()))[:k]
-                if len(best) < k and fetch < total:
+            for qi, parts in zip(todo, rankings):
+                best_chunk: dict[int, int] = {}
+                for part in parts:
+                    for chunk_id, _ in part:
+                        if chunk_id in owner:
+                            best_chunk.setdefault(owner[chunk_id], chunk_id)
+                ranked = self.fuse([best_per_group(part, owner) for part in parts])[:k]
+                picks[qi] = [(best_chunk[doc], score) for doc, score in ranked]
+                if len(ranked) < k and depth < total:
                     again.append(qi)
             todo = again
-            fetch = min(total, fetch * 4)
-        return results
+            depth *= 4
+        rows = self.store.chunks(sorted({c for p in picks for c, _ in p}))
+        return [_ranked([_hit(rows[c], s) for c, s in p if c in rows]) for p in picks]
+
+    def fuse(self, parts: list[list[tuple[Any, float]]]) -> list[tuple[Any, float]]:
+        """One ranking from the retrievers' rankings (one part: returned as it is)."""
+        if len(parts) == 1:
+            return parts[0]
+        return rrf(parts)
+
+    def _rankings(
+        self, queries: Sequence[str], depth: int, mode: str
+    ) -> list[list[list[tuple[int, float]]]]:
+        """Per query, the chunk rankings of the retrievers that ``mode`` uses."""
+        out: list[list[list[tuple[int, float]]]] = [[] for _ in queries]
+        if mode in ("dense", "hybrid") and self._vectors is not None and len(self._vectors):
+            vecs = self._vectors
+            scores, ids = vecs.search(self.embedder.embed(list(queries)), min(depth, len(vecs)))
+            for q, (srow, irow) in enumerate(zip(scores, ids)):
+                out[q].append([(int(i), float(s)) for s, i in zip(srow, irow) if i >= 0])
+        elif mode in ("dense", "hybrid"):
+            for q in range(len(queries)):
+                out[q].append([])
+        if mode in ("lexical", "hybrid"):
+            for q, text in enumerate(queries):
+                out[q].append(self.store.lexical_search(text, depth))
+        return out
 
     # -- health ---------------------------------------------------------------
 
@@ -705,9 +742,11 @@ def _ranked(hits: list[Hit]) -> list[Hit]:
     return sorted(hits, key=lambda h: (-round(h.score, 6), h.doc_id, h.start))
 
 
-def _check_queries(queries: Sequence[str], k: int) -> None:
+def _check_queries(queries: Sequence[str], k: int, mode: str = DEFAULT_MODE) -> None:
     if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
         raise InvalidValue(f"k must be a whole number greater than 0, got {k!r}")
+    if mode not in SEARCH_MODES:
+        raise InvalidValue(f"search mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
     if not queries:
         raise InvalidValue("give at least one query")
     for q in queries:

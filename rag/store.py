@@ -8,6 +8,7 @@ AUTOINCREMENT key, so an id is never reused, and they are the FAISS vector ids.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -147,6 +148,39 @@ class SourceState:
     mtime_ns: int
 
 
+# The lexical index: FTS5 over each chunk's title, heading and text. Triggers keep it
+# in the same transaction as the chunk rows, so the two can never disagree.
+_FTS_DDL = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5("
+    "title, heading, text, tokenize='porter unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER IF NOT EXISTS chunks_fts_insert AFTER INSERT ON chunks BEGIN "
+    "INSERT INTO chunks_fts(rowid, title, heading, text) VALUES (new.id, "
+    "(SELECT title FROM documents WHERE id = new.document_id), new.heading, new.text); END",
+    "CREATE TRIGGER IF NOT EXISTS chunks_fts_delete AFTER DELETE ON chunks BEGIN "
+    "DELETE FROM chunks_fts WHERE rowid = old.id; END",
+)
+# Column weights for bm25(): title, heading, text.
+_BM25_WEIGHTS = (1.0, 1.0, 1.0)
+_STOPWORDS = frozenset(
+    """
+    a about above after again against all am an and any are as at be because been before
+    being below between both but by can did do does doing down during each few for from
+    further had has have having he her here hers herself him himself his how i if in into
+    is it its itself just me more most my myself no nor not now of off on once only or
+    other our ours ourselves out over own same she should so some such than that the their
+    theirs them themselves then there these they this those through to too under until up
+    very was we were what when where which while who whom why will with you your yours
+    yourself yourselves
+    """.split()
+)
+
+
+def lexical_query(text: str) -> str:
+    """An FTS5 query matching any of the text's words (stopwords dropped), each quoted."""
+    words = dict.fromkeys(w for w in re.findall(r"\w+", text.lower()) if w not in _STOPWORDS)
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     cur = dbapi_connection.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -173,6 +207,7 @@ class Store:
     def create(cls, path: Path, settings: Settings) -> Store:
         store = cls.connect(path)
         Base.metadata.create_all(store.engine)
+        store._ensure_lexical()
         with Session(store.engine) as s, s.begin():
             s.add_all(
                 [
@@ -198,6 +233,8 @@ class Store:
         if version is None or store.meta("settings") is None:
             store.close()
             raise IndexCorrupt(f"{path} has no index settings; it was not made by rag")
+        if int(version) < FORMAT_VERSION:
+            store._migrate(int(version))
         if int(version) > FORMAT_VERSION:
             store.close()
             raise IndexCorrupt(
@@ -208,6 +245,27 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def _ensure_lexical(self) -> None:
+        with self.engine.begin() as conn:
+            for stmt in _FTS_DDL:
+                conn.exec_driver_sql(stmt)
+
+    def _migrate(self, version: int) -> None:
+        """Bring an index of an older format up to this one, in one transaction."""
+        log.info("upgrading %s from index format %d to %d", self.path, version, FORMAT_VERSION)
+        with self.engine.begin() as conn:
+            if version < 2:  # format 2 added the lexical index
+                for stmt in _FTS_DDL:
+                    conn.exec_driver_sql(stmt)
+                conn.exec_driver_sql(
+                    "INSERT INTO chunks_fts(rowid, title, heading, text) "
+                    "SELECT c.id, d.title, c.heading, c.text FROM chunks c "
+                    "JOIN documents d ON d.id = c.document_id"
+                )
+            conn.exec_driver_sql(
+                "UPDATE meta SET value = ? WHERE key = 'format_version'", (str(FORMAT_VERSION),)
+            )
 
     # -- meta -------------------------------------------------------------
 
@@ -316,6 +374,34 @@ class Store:
                     heading=c.heading,
                 )
         return out
+
+    def chunk_documents(self, ids: Sequence[int]) -> dict[int, int]:
+        """Chunk id -> document row id, for the chunks that still exist among ``ids``."""
+        out: dict[int, int] = {}
+        with Session(self.engine) as s:
+            for k in range(0, len(ids), 900):
+                part = [int(i) for i in ids[k : k + 900]]
+                stmt = select(ChunkRow.id, ChunkRow.document_id).where(ChunkRow.id.in_(part))
+                out.update({r[0]: r[1] for r in s.execute(stmt)})
+        return out
+
+    def lexical_search(self, query: str, limit: int) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score) of the best ``limit`` chunks, best first."""
+        match = lexical_query(query)
+        if not match:
+            return []
+        weights = ", ".join(str(w) for w in _BM25_WEIGHTS)
+        sql = (
+            f"SELECT rowid, -bm25(chunks_fts, {weights}) AS score FROM chunks_fts "
+            f"WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts, {weights}) LIMIT ?"
+        )
+        with self.engine.connect() as conn:
+            return [(int(r[0]), float(r[1])) for r in conn.exec_driver_sql(sql, (match, limit))]
+
+    def lexical_ids(self) -> np.ndarray:
+        with self.engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT rowid FROM chunks_fts ORDER BY rowid").fetchall()
+        return np.asarray([r[0] for r in rows], dtype=np.int64)
 
     def integrity_problems(self) -> list[str]:
         """What SQLite's own quick check finds wrong with the file (empty when healthy)."""

@@ -258,7 +258,7 @@ def test_each_vector_belongs_to_its_chunk(
             Document(row.doc_id, row.source, "", row.kind, title=row.title),
             Chunk(0, row.text, row.start, row.end, row.line_start, row.line_end, row.heading),
         )
-        top = index.search(text, k=1)[0]
+        top = index.search(text, k=1, mode="dense")[0]
         assert top.chunk_id == row.id and top.score == pytest.approx(1.0, abs=1e-5)
 
 

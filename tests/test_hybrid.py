@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from rag.errors import InvalidValue
+from rag.fusion import best_per_group, convex, rrf
+from rag.index import Index
+from rag.settings import Settings
+from rag.store import lexical_query
+from tests.fakes import HashEmbedder
+
+
+def make(tmp_path: Path, embedder: HashEmbedder) -> Index:
+    return Index.create(tmp_path / "idx", Settings(embedder=embedder.name), embedder)
+
+
+def test_rrf_rewards_agreement() -> None:
+    dense = [(1, 0.9), (2, 0.8), (3, 0.7)]
+    lexical = [(3, 12.0), (2, 11.0), (4, 3.0)]
+    fused = [key for key, _ in rrf([dense, lexical])]
+    assert set(fused[:2]) == {2, 3}  # ranked by both beat the top of one
+    assert set(fused) == {1, 2, 3, 4}
+    assert rrf([dense])[0][0] == 1
+
+
+def test_convex_scales_each_list() -> None:
+    dense = [("a", 0.9), ("b", 0.1)]
+    lexical = [("b", 100.0), ("a", 0.0)]
+    assert convex(dense, lexical, alpha=0.8)[0][0] == "a"
+    assert convex(dense, lexical, alpha=0.2)[0][0] == "b"
+    assert convex(dense, [], alpha=0.5) == [("a", 0.5), ("b", 0.0)]
+
+
+def test_best_per_group_keeps_first_member() -> None:
+    ranking = [(10, 0.9), (11, 0.8), (20, 0.7), (99, 0.6)]
+    assert best_per_group(ranking, {10: "x", 11: "x", 20: "y"}) == [("x", 0.9), ("y", 0.7)]
+
+
+def test_lexical_query_quotes_words_and_drops_stopwords() -> None:
+    assert lexical_query('What is the "RAG" model?') == '"rag" OR "model"'
+    assert lexical_query("the of and") == ""
+
+
+def test_lexical_index_follows_updates_and_deletions(
+    tmp_path: Path, corpus: Path, embedder: HashEmbedder
+) -> None:
+    index = make(tmp_path, embedder)
+    index.add(corpus)
+    store = index.store
+    assert store.lexical_ids().tolist() == store.chunk_ids().tolist()
+    (corpus / "notes.txt").write_text("The zanzibarian quokka protocol uses xylotomous keys.")
+    index.add(corpus)
+    top = index.search("xylotomous", k=1, mode="lexical")
+    assert top and top[0].doc_id == "notes.txt"
+    (corpus / "notes.txt").write_text("Now it only talks about marmalade.")
+    index.add(corpus)
+    assert index.search("xylotomous", k=3, mode="lexical") == []
+    assert index.search("marmalade", k=1, mode="lexical")[0].doc_id == "notes.txt"
+    (corpus / "notes.txt").unlink()
+    (corpus / "hallucination.md").unlink()
+    index.add(corpus)
+    assert index.search("marmalade", k=3, mode="lexical") == []
+    assert store.lexical_ids().tolist() == store.chunk_ids().tolist()
+
+
+def test_modes_rank_differently_and_hybrid_fuses(
+    tmp_path: Path, corpus: Path, embedder: HashEmbedder
+) -> None:
+    index = make(tmp_path, embedder)
+    index.add(corpus)
+    q = "how does a diffusion model remove noise step by step"
+    dense = index.search(q, k=5, mode="dense")
+    lexical = index.search(q, k=5, mode="lexical")
+    hybrid = index.search(q, k=5, mode="hybrid")
+    assert len(hybrid) == 5
+    assert {h.chunk_id for h in hybrid} <= {h.chunk_id for h in dense} | {
+        h.chunk_id for h in index.search(q, k=100, mode="lexical")
+    } | {h.chunk_id for h in index.search(q, k=100, mode="dense")}
+    assert hybrid[0].doc_id == "diffusion-models.md"
+    assert lexical[0].score > 0
+    docs = index.search_documents([q], k=4, mode="hybrid")[0]
+    assert len({h.doc_id for h in docs}) == 4 and docs[0].doc_id == "diffusion-models.md"
+    with pytest.raises(InvalidValue, match="search mode"):
+        index.search(q, mode="fuzzy")
+
+
+def test_index_of_format_1_gains_a_lexical_index_on_open(
+    tmp_path: Path, corpus: Path, embedder: HashEmbedder
+) -> None:
+    make(tmp_path, embedder).add(corpus)
+    db = sqlite3.connect(tmp_path / "idx" / "index.db")
+    db.executescript(
+        "DROP TRIGGER chunks_fts_insert; DROP TRIGGER chunks_fts_delete; DROP TABLE chunks_fts;"
+        "UPDATE meta SET value = '1' WHERE key = 'format_version';"
+    )
+    db.close()
+    index = Index.open(tmp_path / "idx", embedder)
+    assert index.status().format_version == 2
+    assert index.store.lexical_ids().tolist() == index.store.chunk_ids().tolist()
+    assert index.search("reparameterization", k=1, mode="lexical")[0].doc_id == (
+        "variational-autoencoders.md"
+    )
