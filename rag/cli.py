@@ -80,6 +80,17 @@ def _mode_option(func: F) -> F:
     )(func)
 
 
+def _where_option(func: F) -> F:
+    return click.option(
+        "--where",
+        "where",
+        multiple=True,
+        metavar="FIELD=VALUE",
+        help="Only documents matching all of these: path=GLOB, type=pdf, or a metadata "
+        "field such as year=2020. Repeatable.",
+    )(func)
+
+
 def _k_option(default: int) -> Callable[[F], F]:
     return click.option(
         "-k",
@@ -220,6 +231,7 @@ class _progress_bar:
 )
 @click.option("--embedder", help="Refuse to run unless the index was built with this embedder.")
 @_mode_option
+@_where_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_handle_errors
 def search(
@@ -229,15 +241,19 @@ def search(
     queries: Path | None,
     embedder: str | None,
     mode: str,
+    where: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Show the passages that best match QUERY (or rank documents for --queries)."""
+    from rag.filters import Where
+
     if (query is None) == (queries is None):
         raise click.UsageError("give either a QUERY or --queries FILE")
+    condition = Where.parse(where)
     with _open(index_dir, embedder) as idx:
         if queries is not None:
             rows = list(_read_jsonl(queries, "_id", "text"))
-            results = idx.search_documents([text for _, text in rows], k, mode)
+            results = idx.search_documents([text for _, text in rows], k, mode, condition)
             for (qid, _), hits in zip(rows, results):
                 click.echo(
                     json.dumps(
@@ -252,12 +268,14 @@ def search(
                 )
             return
         assert query is not None
-        hits = idx.search(query, k, mode)
+        hits = idx.search(query, k, mode, condition)
         if as_json:
             click.echo(json.dumps({"query": query, "hits": [_hit_json(h) for h in hits]}))
             return
         if not hits:
-            click.echo("no results: the index is empty")
+            click.echo(
+                "no results" + (" match the filter" if condition else ": the index is empty")
+            )
         for rank, h in enumerate(hits, 1):
             click.secho(f"{rank}. {h.location}  score {h.score:.3f}", bold=True)
             if h.heading:
@@ -277,6 +295,7 @@ def search(
 @click.option("--generator", help="Generator model: a packaged name, a folder, or a hub name.")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=48, show_default=True)
 @_mode_option
+@_where_option
 @click.option("--json", "as_json", is_flag=True, help="Print {answer, citations, passages}.")
 @_handle_errors
 def ask(
@@ -287,15 +306,21 @@ def ask(
     generator: str | None,
     max_new_tokens: int,
     mode: str,
+    where: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Answer QUESTION from the indexed documents, citing the passages used."""
     from rag.engine import QueryEngine
+    from rag.filters import Where
+
+    condition = Where.parse(where)
 
     if (question is None) == (questions is None):
         raise click.UsageError("give either a QUESTION or --questions FILE")
     with _open(index_dir) as idx:
-        engine = QueryEngine(idx, generator, k=k, max_new_tokens=max_new_tokens, mode=mode)
+        engine = QueryEngine(
+            idx, generator, k=k, max_new_tokens=max_new_tokens, mode=mode, where=condition
+        )
         if questions is not None:
             rows = list(_read_jsonl(questions, "id", "question"))
             for qid, q in rows:

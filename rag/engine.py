@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rag.errors import InvalidValue
+from rag.filters import Where
 from rag.generator import Generator, load_generator
 from rag.index import DEFAULT_MODE, Hit, Index
 
@@ -112,6 +113,7 @@ class QueryEngine:
         max_new_tokens: int = 48,
         max_prompt_tokens: int = 1536,
         mode: str = DEFAULT_MODE,
+        where: Where | None = None,
     ) -> None:
         if k <= 0:
             raise InvalidValue(f"k must be greater than 0, got {k}")
@@ -124,6 +126,7 @@ class QueryEngine:
         self.max_new_tokens = max_new_tokens
         self.max_prompt_tokens = max_prompt_tokens
         self.mode = mode
+        self.where = where
 
     @property
     def generator(self) -> Generator:
@@ -136,7 +139,7 @@ class QueryEngine:
     ) -> Answer:
         """Answer one question; ``on_token`` receives the answer text as it is generated."""
         question = _check_question(question)
-        hits = self.index.search(question, k or self.k, self.mode)
+        hits = self.index.search(question, k or self.k, self.mode, self.where)
         return self._answer(question, hits, on_token)
 
     def ask_batch(self, questions: Sequence[str], *, k: int | None = None) -> list[Answer]:
@@ -144,7 +147,7 @@ class QueryEngine:
         checked = [_check_question(q) for q in questions]
         if not checked:
             return []
-        all_hits = self.index.search_batch(checked, k or self.k, self.mode)
+        all_hits = self.index.search_batch(checked, k or self.k, self.mode, self.where)
         return [self._answer(q, hits, None) for q, hits in zip(checked, all_hits)]
 
     # -- internals ----------------------------------------------------------

@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +38,7 @@ from rag.errors import (
     InvalidValue,
     ReadError,
 )
+from rag.filters import Where
 from rag.fusion import best_per_group, rrf
 from rag.settings import Settings
 from rag.store import DocumentWrite, SourceState, Store, StoredChunk, StoredDocument
@@ -143,6 +144,7 @@ class IndexStatus:
 
 
 ProgressCallback = Callable[[Progress], None]
+WhereLike = Where | Mapping[str, Any] | None
 
 
 class Index:
@@ -503,27 +505,41 @@ class Index:
 
     # -- search -------------------------------------------------------------
 
-    def search(self, query: str, k: int = 5, mode: str = DEFAULT_MODE) -> list[Hit]:
+    def search(
+        self, query: str, k: int = 5, mode: str = DEFAULT_MODE, where: WhereLike = None
+    ) -> list[Hit]:
         """The ``k`` passages that best match ``query``, best first.
 
         ``mode`` is ``hybrid`` (dense and lexical rankings fused), ``dense`` (cosine
         similarity of embeddings) or ``lexical`` (BM25). Scores are comparable only
-        within one mode.
+        within one mode. ``where`` (a :class:`Where` or a dict such as
+        ``{"path": "guides/*.md", "type": "pdf", "year": 2020}``) restricts the search
+        to the documents that match; the results are the best ``k`` among them.
         """
-        return self.search_batch([query], k, mode)[0]
+        return self.search_batch([query], k, mode, where)[0]
 
     def search_batch(
-        self, queries: Sequence[str], k: int = 5, mode: str = DEFAULT_MODE
+        self,
+        queries: Sequence[str],
+        k: int = 5,
+        mode: str = DEFAULT_MODE,
+        where: WhereLike = None,
     ) -> list[list[Hit]]:
         _check_queries(queries, k, mode)
         self._refresh()
         depth = max(k, CANDIDATES) if mode == "hybrid" else k
-        rankings = [self.fuse(parts)[:k] for parts in self._rankings(queries, depth, mode)]
+        rankings = [
+            self.fuse(parts)[:k] for parts in self._rankings(queries, depth, mode, Where.of(where))
+        ]
         rows = self.store.chunks(sorted({i for r in rankings for i, _ in r}))
         return [_ranked([_hit(rows[i], s) for i, s in r if i in rows]) for r in rankings]
 
     def search_documents(
-        self, queries: Sequence[str], k: int = 10, mode: str = DEFAULT_MODE
+        self,
+        queries: Sequence[str],
+        k: int = 10,
+        mode: str = DEFAULT_MODE,
+        where: WhereLike = None,
     ) -> list[list[Hit]]:
         """Per query, up to ``k`` documents ranked by their best chunk (that chunk's hit).
 
@@ -532,12 +548,13 @@ class Index:
         """
         _check_queries(queries, k, mode)
         self._refresh()
+        condition = Where.of(where)
         total = self.store.counts()["chunks"]
         picks: list[list[tuple[int, float]]] = [[] for _ in queries]  # (best chunk, score)
         todo = list(range(len(queries)))
         depth = max(k * 4, CANDIDATES)
         while todo:
-            rankings = self._rankings([queries[q] for q in todo], depth, mode)
+            rankings = self._rankings([queries[q] for q in todo], depth, mode, condition)
             owner = self.store.chunk_documents(
                 sorted({i for parts in rankings for part in parts for i, _ in part})
             )
@@ -564,13 +581,16 @@ class Index:
         return rrf(parts)
 
     def _rankings(
-        self, queries: Sequence[str], depth: int, mode: str
+        self, queries: Sequence[str], depth: int, mode: str, where: Where | None = None
     ) -> list[list[list[tuple[int, float]]]]:
         """Per query, the chunk rankings of the retrievers that ``mode`` uses."""
         out: list[list[list[tuple[int, float]]]] = [[] for _ in queries]
+        among = self.store.chunk_ids_where(where) if where is not None else None
         if mode in ("dense", "hybrid") and self._vectors is not None and len(self._vectors):
             vecs = self._vectors
-            scores, ids = vecs.search(self.embedder.embed(list(queries)), min(depth, len(vecs)))
+            size = len(vecs) if among is None else len(among)
+            qvecs = self.embedder.embed(list(queries))
+            scores, ids = vecs.search(qvecs, max(1, min(depth, size)), among)
             for q, (srow, irow) in enumerate(zip(scores, ids)):
                 out[q].append([(int(i), float(s)) for s, i in zip(srow, irow) if i >= 0])
         elif mode in ("dense", "hybrid"):
@@ -578,7 +598,7 @@ class Index:
                 out[q].append([])
         if mode in ("lexical", "hybrid"):
             for q, text in enumerate(queries):
-                out[q].append(self.store.lexical_search(text, depth))
+                out[q].append(self.store.lexical_search(text, depth, where))
         return out
 
     # -- health ---------------------------------------------------------------

@@ -7,6 +7,7 @@ AUTOINCREMENT key, so an id is never reused, and they are the FAISS vector ids.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -42,6 +43,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from rag.chunking import Chunk
 from rag.documents import Document
 from rag.errors import IndexCorrupt
+from rag.filters import Where
 from rag.settings import FORMAT_VERSION, Settings
 
 log = logging.getLogger(__name__)
@@ -385,18 +387,54 @@ class Store:
                 out.update({r[0]: r[1] for r in s.execute(stmt)})
         return out
 
-    def lexical_search(self, query: str, limit: int) -> list[tuple[int, float]]:
+    @staticmethod
+    def _document_filter(where: Where) -> tuple[str, list[Any]]:
+        """A SQL condition on ``documents d`` and its parameters."""
+        conds, params = ["1"], list[Any]()
+        if where.path is not None:
+            conds.append("d.doc_id GLOB ?")
+            params.append(where.path)
+        if where.kind is not None:
+            conds.append("d.kind = ?")
+            params.append(where.kind)
+        for key, value in where.metadata.items():
+            conds.append(f"json_extract(d.metadata, '$.\"{key}\"') = ?")
+            params.append(json.dumps(value) if isinstance(value, (list, dict)) else value)
+        return " AND ".join(conds), params
+
+    def chunk_ids_where(self, where: Where) -> np.ndarray:
+        """Ids of the chunks of the documents that meet ``where``."""
+        cond, params = self._document_filter(where)
+        sql = (
+            "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id "
+            f"WHERE {cond} ORDER BY c.id"
+        )
+        with self.engine.connect() as conn:
+            rows = conn.exec_driver_sql(sql, tuple(params)).fetchall()
+        return np.asarray([r[0] for r in rows], dtype=np.int64)
+
+    def lexical_search(
+        self, query: str, limit: int, where: Where | None = None
+    ) -> list[tuple[int, float]]:
         """(chunk id, BM25 score) of the best ``limit`` chunks, best first."""
         match = lexical_query(query)
         if not match:
             return []
         weights = ", ".join(str(w) for w in _BM25_WEIGHTS)
+        restrict, params = "", list[Any]()
+        if where is not None:
+            cond, params = self._document_filter(where)
+            restrict = (
+                " AND rowid IN (SELECT c.id FROM chunks c JOIN documents d "
+                f"ON d.id = c.document_id WHERE {cond})"
+            )
         sql = (
             f"SELECT rowid, -bm25(chunks_fts, {weights}) AS score FROM chunks_fts "
-            f"WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts, {weights}) LIMIT ?"
+            f"WHERE chunks_fts MATCH ?{restrict} ORDER BY bm25(chunks_fts, {weights}) LIMIT ?"
         )
         with self.engine.connect() as conn:
-            return [(int(r[0]), float(r[1])) for r in conn.exec_driver_sql(sql, (match, limit))]
+            rows = conn.exec_driver_sql(sql, (match, *params, limit))
+            return [(int(r[0]), float(r[1])) for r in rows]
 
     def lexical_ids(self) -> np.ndarray:
         with self.engine.connect() as conn:

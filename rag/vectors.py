@@ -54,15 +54,29 @@ class VectorIndex:
 
         return np.sort(faiss.vector_to_array(self._index.id_map)).astype(np.int64)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids) of shape (n_queries, k); missing results have id -1."""
+    def search(
+        self, queries: np.ndarray, k: int, among: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of shape (n_queries, k); missing results have id -1.
+
+        With ``among``, only those ids are searched (the filter is applied inside the
+        search, so the results are the best ``k`` of them).
+        """
+        import faiss
+
         if k <= 0:
             raise InvalidValue(f"k must be greater than 0, got {k}")
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        if len(self) == 0:
-            n = len(queries)
+        n = len(queries)
+        if len(self) == 0 or (among is not None and len(among) == 0):
             return np.full((n, k), -np.inf, dtype=np.float32), np.full((n, k), -1, dtype=np.int64)
-        scores, ids = self._index.search(queries, k)
+        if among is None:
+            scores, ids = self._index.search(queries, k)
+        else:
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(among, dtype=np.int64))
+            params = faiss.SearchParameters()
+            params.sel = selector
+            scores, ids = self._index.search(queries, k, params=params)
         return scores, ids
 
     def save(self, path: Path) -> None:
