@@ -111,7 +111,7 @@ def test_torture_folder_memory_stays_bounded(tmp_path: Path) -> None:
     build_torture_folder(docs)
     code = textwrap.dedent(
         f"""
-        import json, resource, sys
+        import json, sys
         sys.path.insert(0, {str(ROOT)!r})
         from tests.fakes import HashEmbedder
         from rag.index import Index
@@ -119,7 +119,10 @@ def test_torture_folder_memory_stays_bounded(tmp_path: Path) -> None:
         e = HashEmbedder()
         index = Index.create({str(tmp_path / "idx")!r}, Settings(embedder=e.name), e)
         report = index.add({str(docs)!r})
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # VmHWM belongs to this process image; ru_maxrss would include the parent's
+        # peak from before the fork
+        status = open("/proc/self/status").read()
+        peak_mb = int(status.split("VmHWM:")[1].split()[0]) / 1024
         print(json.dumps({{"peak_mb": peak_mb, "failed": len(report.failed)}}))
         """
     )
