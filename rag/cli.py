@@ -119,6 +119,8 @@ def cli(verbose: int) -> None:
 @click.option("--generator", help="Default generator model name or folder for answers.")
 @click.option("--chunk-tokens", type=click.IntRange(min=16), help="Chunk size in tokens.")
 @click.option("--chunk-overlap", type=click.IntRange(min=0), help="Overlap in tokens.")
+@click.option("--vector-index", type=click.Choice(["auto", "flat", "ivf"]),
+              help="Vector index (new index only); auto: exact below 100,000 chunks.")  # fmt: skip
 @click.option(
     "--wait",
     type=click.FloatRange(min=0),
@@ -135,6 +137,7 @@ def index(
     generator: str | None,
     chunk_tokens: int | None,
     chunk_overlap: int | None,
+    vector_index: str | None,
     wait: float,
     as_json: bool,
 ) -> None:
@@ -151,6 +154,7 @@ def index(
         generator=generator,
         chunk_tokens=chunk_tokens,
         chunk_overlap=chunk_overlap,
+        vector_index=vector_index,
     )
     with idx, _progress_bar(not as_json) as update:
 
@@ -372,6 +376,7 @@ def status(index_dir: Path | None, as_json: bool) -> None:
     click.echo(f"index      {st.path} (format {st.format_version})")
     click.echo(f"documents  {st.documents} from {st.sources} files")
     click.echo(f"chunks     {st.chunks}")
+    click.echo(f"vectors    {st.vector_index} index ({st.settings.vector_index} setting)")
     click.echo(f"embedder   {st.settings.embedder}")
     click.echo(f"generator  {st.settings.generator}")
     click.echo(f"chunking   {st.settings.chunk_tokens} tokens, {st.settings.chunk_overlap} overlap")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from rag.errors import InvalidValue
 from rag.filters import Where
 from rag.generator import Generator, load_generator
-from rag.index import DEFAULT_MODE, Hit, Index
+from rag.index import DEFAULT_MODE, Hit, Index, location
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +72,7 @@ class Citation:
 
     @property
     def location(self) -> str:
-        lines = (
-            f"{self.line_start}"
-            if self.line_start == self.line_end
-            else f"{self.line_start}-{self.line_end}"
-        )
-        return f"{self.doc_id}:{lines}"
+        return location(self.doc_id, self.line_start, self.line_end, self.page_start, self.page_end)
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,10 @@ from rag.errors import (
     ReadError,
 )
 from rag.filters import Where
-from rag.fusion import best_per_group, rrf
+from rag.fusion import best_per_group, convex
 from rag.settings import Settings
 from rag.store import DocumentWrite, SourceState, Store, StoredChunk, StoredDocument
-from rag.vectors import VectorIndex
+from rag.vectors import FLAT, IVF, VectorIndex, ivf_lists
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,8 @@ SEARCH_MODES = ("hybrid", "dense", "lexical")
 DEFAULT_MODE = "hybrid"
 # How deep each retriever's ranking goes before fusion.
 CANDIDATES = 100
+# Weight of the dense side in hybrid fusion.
+FUSION_ALPHA = 0.5
 
 
 @dataclass(frozen=True)
@@ -84,20 +86,19 @@ class Hit:
     @property
     def location(self) -> str:
         """``path:12-30`` (lines), with ``p.3`` for paged documents."""
-        lines = (
-            f"{self.line_start}"
-            if self.line_start == self.line_end
-            else f"{self.line_start}-{self.line_end}"
-        )
-        where = f"{self.doc_id}:{lines}"
-        if self.page_start is not None:
-            pages = (
-                f"p.{self.page_start}"
-                if self.page_start == self.page_end
-                else f"pp.{self.page_start}-{self.page_end}"
-            )
-            where += f" ({pages})"
-        return where
+        return location(self.doc_id, self.line_start, self.line_end, self.page_start, self.page_end)
+
+
+def location(
+    doc_id: str, line_start: int, line_end: int, page_start: int | None, page_end: int | None
+) -> str:
+    """Where a passage sits: ``doc:12-30``, with ``(p.3)`` or ``(pp.3-4)`` for pages."""
+    lines = f"{line_start}" if line_start == line_end else f"{line_start}-{line_end}"
+    where = f"{doc_id}:{lines}"
+    if page_start is not None:
+        pages = f"p.{page_start}" if page_start == page_end else f"pp.{page_start}-{page_end}"
+        where += f" ({pages})"
+    return where
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,7 @@ class IndexStatus:
     sources: int
     roots: list[str]
     vectors: int | None
+    vector_index: str
     database_bytes: int
     vectors_bytes: int
 
@@ -266,6 +268,7 @@ class Index:
             self._sync_vectors()
             for target in paths:
                 self._add_root(Path(target), report, progress)
+            self._reshape_vectors()
             self._save_vectors()
         report.seconds = time.perf_counter() - started
         log.info(
@@ -446,6 +449,7 @@ class Index:
             return  # a writer is at work; it saves the file when it is done
         try:
             self._sync_vectors()
+            self._reshape_vectors()
             self._save_vectors()
             log.info("saved the healed %s", VECTORS_FILE)
         except OSError as e:  # a read-only index folder still searches
@@ -495,6 +499,46 @@ class Index:
             self._generation = generation
             return initial and changed
 
+    def _wanted_kind(self, n: int) -> str:
+        setting = self.settings.vector_index
+        if setting != "auto":
+            return setting
+        threshold = self.settings.ivf_threshold
+        current = self._vectors.kind if self._vectors is not None else FLAT
+        # hysteresis: an index near the threshold does not flip back and forth
+        if current == IVF:
+            return IVF if n >= threshold // 2 else FLAT
+        return IVF if n >= threshold else FLAT
+
+    def _reshape_vectors(self) -> bool:
+        """Rebuild the vectors as the kind their number calls for; True if rebuilt.
+
+        An IVF index is also retrained when the corpus has grown to need twice as many
+        clusters as it was trained with. Vectors come from the database; nothing is
+        embedded again.
+        """
+        with self._sync_lock:
+            vecs = self._vectors
+            if vecs is None:
+                return False
+            n, want = len(vecs), self._wanted_kind(len(vecs))
+            if want == vecs.kind and (want == FLAT or ivf_lists(n) < 2 * vecs.lists):
+                return False
+            started = time.perf_counter()
+            if want == IVF:
+                lists = ivf_lists(n)
+                new = VectorIndex.ivf(vecs.dim, self.store.sample_embeddings(64 * lists), lists)
+            else:
+                new = VectorIndex(vecs.dim)
+            for ids, batch in self.store.embeddings():
+                new.add(ids, batch)
+            self._vectors = new
+            log.info(
+                "vectors rebuilt as %s (%d vectors, %d lists) in %.1fs",
+                want, len(new), new.lists, time.perf_counter() - started,
+            )  # fmt: skip
+            return True
+
     def _save_vectors(self) -> None:
         with self._sync_lock:
             file = self.path / VECTORS_FILE
@@ -502,6 +546,16 @@ class Index:
                 file.unlink(missing_ok=True)
             else:
                 self._vectors.save(file)
+
+    def _file_kind(self) -> str:
+        """The kind of the saved vectors file, read from its header without loading it."""
+        file = self.path / VECTORS_FILE
+        try:
+            with file.open("rb") as f:
+                head = f.read(4)
+        except OSError:
+            return "none"
+        return IVF if head.startswith(b"IwF") else FLAT
 
     # -- search -------------------------------------------------------------
 
@@ -575,10 +629,16 @@ class Index:
         return [_ranked([_hit(rows[c], s) for c, s in p if c in rows]) for p in picks]
 
     def fuse(self, parts: list[list[tuple[Any, float]]]) -> list[tuple[Any, float]]:
-        """One ranking from the retrievers' rankings (one part: returned as it is)."""
+        """One ranking from the retrievers' rankings (one part: returned as it is).
+
+        Dense and lexical scores are each scaled to [0, 1] over the candidates and
+        averaged (``FUSION_ALPHA`` weighs the dense side). On SciFact train this beat
+        reciprocal rank fusion: nDCG@10 0.744 against 0.727 (scripts/bench_retrieval.py).
+        """
         if len(parts) == 1:
             return parts[0]
-        return rrf(parts)
+        dense, lexical = parts
+        return convex(dense, lexical, FUSION_ALPHA)
 
     def _rankings(
         self, queries: Sequence[str], depth: int, mode: str, where: Where | None = None
@@ -661,6 +721,7 @@ class Index:
                 self._generation = -1
                 (self.path / VECTORS_FILE).unlink(missing_ok=True)
                 self._sync_vectors()
+                self._reshape_vectors()
                 self._save_vectors()
             done.append(
                 f"rebuilt {VECTORS_FILE} from {len(self.store.chunk_ids())} stored embeddings"
@@ -682,6 +743,7 @@ class Index:
             sources=counts["sources"],
             roots=self.store.roots(),
             vectors=len(self._vectors) if self._vectors is not None else None,
+            vector_index=self._vectors.kind if self._vectors is not None else self._file_kind(),
             database_bytes=db_bytes,
             vectors_bytes=vfile.stat().st_size if vfile.exists() else 0,
         )

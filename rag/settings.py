@@ -25,6 +25,9 @@ class Settings:
     generator: str = DEFAULT_GENERATOR
     chunk_tokens: int = 200
     chunk_overlap: int = 32
+    # "flat" (exact), "ivf" (approximate), or "auto": flat below ivf_threshold chunks
+    vector_index: str = "auto"
+    ivf_threshold: int = 100_000
 
     def __post_init__(self) -> None:
         if not self.embedder.strip():
@@ -38,6 +41,11 @@ class Settings:
                 f"chunk_overlap must be between 0 and {self.chunk_tokens // 2 - 1}, "
                 f"got {self.chunk_overlap}"
             )
+
+        if self.vector_index not in ("auto", "flat", "ivf"):
+            raise InvalidValue(f"vector_index must be auto, flat or ivf, got {self.vector_index!r}")
+        if self.ivf_threshold < 1000:
+            raise InvalidValue(f"ivf_threshold must be at least 1000, got {self.ivf_threshold}")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -345,6 +345,15 @@ class Store:
                     if rows:
                         yield _unpack(rows, dim)
 
+    def sample_embeddings(self, n: int, seed: int = 0) -> np.ndarray:
+        """Up to ``n`` stored vectors picked at random, e.g. to train a clustering."""
+        ids = self.chunk_ids()
+        if len(ids) > n:
+            ids = np.random.default_rng(seed).choice(ids, size=n, replace=False)
+        parts = [v for _, v in self.embeddings(ids.tolist())]
+        dim = self.embedding_dim() or 0
+        return np.vstack(parts) if parts else np.zeros((0, dim), dtype=np.float32)
+
     def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         """The chunks that still exist among ``ids``, with their documents."""
         if not ids:

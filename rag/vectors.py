@@ -2,6 +2,10 @@
 
 The vector id is the chunk's SQLite primary key. The file is a derived artifact,
 replaced atomically, and rebuilt from the database when it is missing or stale.
+
+Two kinds: ``flat`` searches exactly (best for small indexes); ``ivf`` clusters the
+vectors and searches only the ``nprobe`` nearest clusters (for large ones). Both add
+and remove vectors by id.
 """
 
 from __future__ import annotations
@@ -19,16 +23,49 @@ from rag.errors import IndexCorrupt, InvalidValue
 log = logging.getLogger(__name__)
 
 
-class VectorIndex:
-    """Exact inner-product search over id-mapped vectors (cosine on unit vectors)."""
+FLAT = "flat"
+IVF = "ivf"
+KINDS = (FLAT, IVF)
+# Share of the clusters probed per query, so that recall@10 against exact search stays
+# >= 0.95 (tests/test_vectors.py, scripts/bench_scale.py).
+PROBE_SHARE = 10
+MIN_NPROBE = 16
 
-    def __init__(self, dim: int, index: Any = None) -> None:
+
+def ivf_lists(n: int) -> int:
+    """Number of IVF clusters for ``n`` vectors: about 4 sqrt(n)."""
+    return int(min(65536, max(64, 4 * np.sqrt(max(n, 1)))))
+
+
+class VectorIndex:
+    """Inner-product search over id-keyed unit vectors (so scores are cosines)."""
+
+    def __init__(self, dim: int, index: Any = None, nprobe: int | None = None) -> None:
         import faiss
 
         if dim <= 0:
             raise InvalidValue(f"vector dimension must be greater than 0, got {dim}")
         self.dim = dim
         self._index: Any = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.nprobe = nprobe or max(MIN_NPROBE, self.lists // PROBE_SHARE)
+
+    @classmethod
+    def ivf(cls, dim: int, training: np.ndarray, lists: int) -> VectorIndex:
+        """An empty IVF index with ``lists`` clusters trained on ``training`` vectors."""
+        import faiss
+
+        lists = max(1, min(lists, len(training) // 8 or 1))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+        index.train(np.ascontiguousarray(training, dtype=np.float32))
+        return cls(dim, index)
+
+    @property
+    def kind(self) -> str:
+        return IVF if hasattr(self._index, "invlists") else FLAT
+
+    @property
+    def lists(self) -> int:
+        return int(self._index.nlist) if self.kind == IVF else 0
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -52,7 +89,15 @@ class VectorIndex:
     def ids(self) -> np.ndarray:
         import faiss
 
-        return np.sort(faiss.vector_to_array(self._index.id_map)).astype(np.int64)
+        if self.kind == FLAT:
+            return np.sort(faiss.vector_to_array(self._index.id_map)).astype(np.int64)
+        inv = self._index.invlists
+        parts = [
+            faiss.rev_swig_ptr(inv.get_ids(i), inv.list_size(i)).copy()
+            for i in range(self._index.nlist)
+            if inv.list_size(i)
+        ]
+        return np.sort(np.concatenate(parts)).astype(np.int64) if parts else np.zeros(0, np.int64)
 
     def search(
         self, queries: np.ndarray, k: int, among: np.ndarray | None = None
@@ -70,13 +115,13 @@ class VectorIndex:
         n = len(queries)
         if len(self) == 0 or (among is not None and len(among) == 0):
             return np.full((n, k), -np.inf, dtype=np.float32), np.full((n, k), -1, dtype=np.int64)
-        if among is None:
-            scores, ids = self._index.search(queries, k)
-        else:
+        params: Any = faiss.SearchParametersIVF() if self.kind == IVF else faiss.SearchParameters()
+        if self.kind == IVF:
+            params.nprobe = self.nprobe
+        if among is not None:
             selector = faiss.IDSelectorBatch(np.ascontiguousarray(among, dtype=np.int64))
-            params = faiss.SearchParameters()
             params.sel = selector
-            scores, ids = self._index.search(queries, k, params=params)
+        scores, ids = self._index.search(queries, k, params=params)
         return scores, ids
 
     def save(self, path: Path) -> None:
@@ -105,8 +150,8 @@ class VectorIndex:
             raise IndexCorrupt(f"{path} is not a readable FAISS index") from e
         if index.d != dim:
             raise IndexCorrupt(f"{path} holds {index.d}-dimensional vectors, expected {dim}")
-        if not hasattr(index, "id_map"):
-            raise IndexCorrupt(f"{path} is not an id-mapped FAISS index")
+        if not (hasattr(index, "id_map") or hasattr(index, "invlists")):
+            raise IndexCorrupt(f"{path} is not an id-keyed FAISS index")
         return cls(dim, index)
 
 

@@ -132,9 +132,12 @@ def main() -> None:
     ap.add_argument("--index", type=Path, default=None, help="index folder (default: temporary)")
     ap.add_argument("--skip-raw", action="store_true", help="skip the raw encode comparison")
     ap.add_argument("--latency-mode", default="hybrid", help="search mode timed for latency")
+    ap.add_argument("--limit-docs", type=int, default=None,
+                    help="ingest only the first N documents; measure throughput only")  # fmt: skip
     args = ap.parse_args()
 
     from rag.embedder import SentenceTransformerEmbedder
+    from rag.fusion import rrf
     from rag.index import Index
     from rag.settings import Settings
 
@@ -148,6 +151,15 @@ def main() -> None:
     embedder = SentenceTransformerEmbedder(settings.embedder)
     _ = embedder.dim  # load the model before timing
 
+    if args.limit_docs:
+        subset = folder.parent / "subset.jsonl"
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with corpus.open() as src, subset.open("w") as dst:
+            for _, line in zip(range(args.limit_docs), src):
+                dst.write(line)
+        print(f"throughput only, on the first {args.limit_docs} documents of {corpus}")
+        measure_ingest(Index.create(folder, settings, embedder), subset, embedder, args.skip_raw)
+        return
     print(f"corpus {corpus} | {len(queries)} queries with judgements ({args.split})")
     if (folder / "index.db").exists():
         index = Index.open(folder, embedder)
@@ -164,11 +176,11 @@ def main() -> None:
     variants: list[tuple[str, str, Callable[..., Any] | None]] = [
         ("dense", "dense", None),
         ("lexical (FTS5 BM25)", "lexical", None),
-        ("hybrid, reciprocal rank fusion", "hybrid", None),
+        ("hybrid (default: convex, alpha 0.5)", "hybrid", None),
+        ("hybrid, reciprocal rank fusion", "hybrid", rrf),
     ]
     variants += [
-        (f"hybrid, convex alpha={a}", "hybrid", partial(convex_fuse, alpha=a))
-        for a in (0.3, 0.5, 0.7)
+        (f"hybrid, convex alpha={a}", "hybrid", partial(convex_fuse, alpha=a)) for a in (0.3, 0.7)
     ]
     default_fuse = index.fuse
     for label, mode, fuse in variants:
