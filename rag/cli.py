@@ -64,10 +64,17 @@ def _resolve_index_dir(index_dir: Path | None) -> Path:
     return index_dir if index_dir is not None else default_index_dir()
 
 
-def _open(index_dir: Path | None, embedder: str | None = None) -> Index:
+def _open(
+    index_dir: Path | None, embedder: str | None = None, reranker: str | None = None
+) -> Index:
     from rag.index import Index
 
-    return Index.open(_resolve_index_dir(index_dir), embedder)
+    index = Index.open(_resolve_index_dir(index_dir), embedder)
+    if reranker:
+        from rag.reranker import load_reranker
+
+        index.reranker = load_reranker(reranker)
+    return index
 
 
 def _mode_option(func: F) -> F:
@@ -88,6 +95,14 @@ def _where_option(func: F) -> F:
         metavar="FIELD=VALUE",
         help="Only documents matching all of these: path=GLOB, type=pdf, or a metadata "
         "field such as year=2020. Repeatable.",
+    )(func)
+
+
+def _reranker_option(func: F) -> F:
+    return click.option(
+        "--reranker",
+        metavar="MODEL",
+        help="Rescore the top candidates with this cross-encoder (a folder or a hub name).",
     )(func)
 
 
@@ -236,6 +251,7 @@ class _progress_bar:
 @click.option("--embedder", help="Refuse to run unless the index was built with this embedder.")
 @_mode_option
 @_where_option
+@_reranker_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_handle_errors
 def search(
@@ -246,6 +262,7 @@ def search(
     embedder: str | None,
     mode: str,
     where: tuple[str, ...],
+    reranker: str | None,
     as_json: bool,
 ) -> None:
     """Show the passages that best match QUERY (or rank documents for --queries)."""
@@ -254,7 +271,7 @@ def search(
     if (query is None) == (queries is None):
         raise click.UsageError("give either a QUERY or --queries FILE")
     condition = Where.parse(where)
-    with _open(index_dir, embedder) as idx:
+    with _open(index_dir, embedder, reranker) as idx:
         if queries is not None:
             rows = list(_read_jsonl(queries, "_id", "text"))
             results = idx.search_documents([text for _, text in rows], k, mode, condition)
@@ -300,6 +317,7 @@ def search(
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=48, show_default=True)
 @_mode_option
 @_where_option
+@_reranker_option
 @click.option("--json", "as_json", is_flag=True, help="Print {answer, citations, passages}.")
 @_handle_errors
 def ask(
@@ -311,17 +329,17 @@ def ask(
     max_new_tokens: int,
     mode: str,
     where: tuple[str, ...],
+    reranker: str | None,
     as_json: bool,
 ) -> None:
     """Answer QUESTION from the indexed documents, citing the passages used."""
     from rag.engine import QueryEngine
     from rag.filters import Where
 
-    condition = Where.parse(where)
-
     if (question is None) == (questions is None):
         raise click.UsageError("give either a QUESTION or --questions FILE")
-    with _open(index_dir) as idx:
+    condition = Where.parse(where)
+    with _open(index_dir, reranker=reranker) as idx:
         engine = QueryEngine(
             idx, generator, k=k, max_new_tokens=max_new_tokens, mode=mode, where=condition
         )

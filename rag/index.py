@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from rag.errors import (
 )
 from rag.filters import Where
 from rag.fusion import best_per_group, convex
+from rag.reranker import RERANK_DEPTH, Reranker
 from rag.settings import Settings
 from rag.store import DocumentWrite, SourceState, Store, StoredChunk, StoredDocument
 from rag.vectors import FLAT, IVF, VectorIndex, ivf_lists
@@ -164,6 +165,8 @@ class Index:
         self._vectors: VectorIndex | None = None
         self._generation = -1
         self._sync_lock = threading.RLock()
+        # Rescores the fused candidates when set; see rag.reranker.
+        self.reranker: Reranker | None = None
 
     # -- opening ------------------------------------------------------------
 
@@ -581,12 +584,15 @@ class Index:
     ) -> list[list[Hit]]:
         _check_queries(queries, k, mode)
         self._refresh()
-        depth = max(k, CANDIDATES) if mode == "hybrid" else k
+        keep = max(k, RERANK_DEPTH) if self.reranker is not None else k
+        depth = max(keep, CANDIDATES) if mode == "hybrid" else keep
         rankings = [
-            self.fuse(parts)[:k] for parts in self._rankings(queries, depth, mode, Where.of(where))
+            self.fuse(parts)[:keep]
+            for parts in self._rankings(queries, depth, mode, Where.of(where))
         ]
         rows = self.store.chunks(sorted({i for r in rankings for i, _ in r}))
-        return [_ranked([_hit(rows[i], s) for i, s in r if i in rows]) for r in rankings]
+        hits = [_ranked([_hit(rows[i], s) for i, s in r if i in rows]) for r in rankings]
+        return [self._rerank(q, h, k) for q, h in zip(queries, hits)]
 
     def search_documents(
         self,
@@ -606,7 +612,8 @@ class Index:
         total = self.store.counts()["chunks"]
         picks: list[list[tuple[int, float]]] = [[] for _ in queries]  # (best chunk, score)
         todo = list(range(len(queries)))
-        depth = max(k * 4, CANDIDATES)
+        keep = max(k, RERANK_DEPTH) if self.reranker is not None else k
+        depth = max(keep * 4, CANDIDATES)
         while todo:
             rankings = self._rankings([queries[q] for q in todo], depth, mode, condition)
             owner = self.store.chunk_documents(
@@ -619,14 +626,22 @@ class Index:
                     for chunk_id, _ in part:
                         if chunk_id in owner:
                             best_chunk.setdefault(owner[chunk_id], chunk_id)
-                ranked = self.fuse([best_per_group(part, owner) for part in parts])[:k]
+                ranked = self.fuse([best_per_group(part, owner) for part in parts])[:keep]
                 picks[qi] = [(best_chunk[doc], score) for doc, score in ranked]
-                if len(ranked) < k and depth < total:
+                if len(ranked) < keep and depth < total:
                     again.append(qi)
             todo = again
             depth *= 4
         rows = self.store.chunks(sorted({c for p in picks for c, _ in p}))
-        return [_ranked([_hit(rows[c], s) for c, s in p if c in rows]) for p in picks]
+        hits = [_ranked([_hit(rows[c], s) for c, s in p if c in rows]) for p in picks]
+        return [self._rerank(q, h, k) for q, h in zip(queries, hits)]
+
+    def _rerank(self, query: str, hits: list[Hit], k: int) -> list[Hit]:
+        """The top ``k`` hits, rescored by the reranker when there is one."""
+        if self.reranker is None or not hits:
+            return hits[:k]
+        scores = self.reranker.score(query, [h.text for h in hits])
+        return _ranked([replace(h, score=s) for h, s in zip(hits, scores)])[:k]
 
     def fuse(self, parts: list[list[tuple[Any, float]]]) -> list[tuple[Any, float]]:
         """One ranking from the retrievers' rankings (one part: returned as it is).

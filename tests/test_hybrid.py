@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -103,3 +104,56 @@ def test_index_of_format_1_gains_a_lexical_index_on_open(
     assert index.search("reparameterization", k=1, mode="lexical")[0].doc_id == (
         "variational-autoencoders.md"
     )
+
+
+class LengthReranker:
+    """Prefers the passage that mentions the query's last word most often."""
+
+    name = "fake-rerank"
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def score(self, query: str, passages: list[str]) -> list[float]:
+        self.calls.append(len(passages))
+        word = query.split()[-1].lower()
+        return [p.lower().count(word) + 1 / (1 + len(p)) for p in passages]
+
+
+def test_reranker_rescores_the_fused_candidates(
+    tmp_path: Path, corpus: Path, embedder: HashEmbedder
+) -> None:
+    index = make(tmp_path, embedder)
+    index.add(corpus)
+    q = "models trained on text that mention diffusion"
+    plain = index.search(q, k=3)
+    reranker = LengthReranker()
+    index.reranker = reranker
+    reranked = index.search(q, k=3)
+    assert reranker.calls and reranker.calls[0] > 3, "more candidates than k are rescored"
+    counts = [h.text.lower().count("diffusion") for h in reranked]
+    assert counts == sorted(counts, reverse=True) and counts[0] >= 3
+    assert [h.chunk_id for h in reranked] != [h.chunk_id for h in plain]
+    docs = index.search_documents([q], k=3)[0]
+    assert len({h.doc_id for h in docs}) == 3
+    assert docs[0].score >= docs[1].score >= docs[2].score
+
+
+def test_cli_reranker_option(tmp_path: Path, corpus: Path, embedder: HashEmbedder) -> None:
+    from click.testing import CliRunner
+
+    from rag.cli import cli
+    from rag.embedder import register_embedder
+    from rag.reranker import register_reranker
+
+    register_embedder("fake-hash", HashEmbedder)
+    register_reranker("fake-rerank", LengthReranker)
+    make(tmp_path, embedder).add(corpus)
+    out = CliRunner().invoke(
+        cli,
+        ["search", "noise diffusion", "--index", str(tmp_path / "idx"), "--reranker",
+         "fake-rerank", "--json"],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    hits = json.loads(out.stdout)["hits"]
+    assert hits[0]["text"].lower().count("diffusion") >= hits[-1]["text"].lower().count("diffusion")
