@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rag.engine import Answer, Citation, QueryEngine
     from rag.errors import RagError
-    from rag.index import Hit, Index, IngestReport
+    from rag.index import Hit, Index
+    from rag.ingest import IngestReport
     from rag.settings import Settings
 
 _EXPORTS = {
@@ -26,7 +27,7 @@ _EXPORTS = {
     "QueryEngine": "rag.engine",
     "Hit": "rag.index",
     "Index": "rag.index",
-    "IngestReport": "rag.index",
+    "IngestReport": "rag.ingest",
     "RagError": "rag.errors",
     "Settings": "rag.settings",
 }

@@ -21,7 +21,8 @@ from rag.paths import default_index_dir
 
 if TYPE_CHECKING:
     from rag.engine import Answer
-    from rag.index import Hit, Index, IngestReport
+    from rag.index import Hit, Index
+    from rag.ingest import IngestReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -160,7 +161,8 @@ def index(
 
     A JSONL corpus has one document a line: {"_id" or "id", "text", "title"?, ...}.
     """
-    from rag.index import Index, Progress
+    from rag.index import Index
+    from rag.ingest import Progress
 
     folder = _resolve_index_dir(index_dir)
     idx = Index.open_or_create(

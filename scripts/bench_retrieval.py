@@ -96,7 +96,7 @@ def measure_ingest(index: Any, corpus: Path, embedder: Any, skip_raw: bool) -> N
 
         from rag.chunking import Chunk
         from rag.documents import Document
-        from rag.index import _embed_text
+        from rag.ingest import embed_text
         from rag.store import ChunkRow, DocumentRow
 
         with Session(index.store.engine) as s:
@@ -106,7 +106,7 @@ def measure_ingest(index: Any, corpus: Path, embedder: Any, skip_raw: bool) -> N
                 .order_by(ChunkRow.id)
             ).all()
         texts = [
-            _embed_text(Document("", "", "", "", title=t), Chunk(0, x, 0, 0, 1, 1, h))
+            embed_text(Document("", "", "", "", title=t), Chunk(0, x, 0, 0, 1, 1, h))
             for t, x, h in rows
         ]
         t0 = time.perf_counter()

@@ -33,9 +33,9 @@ WRITER = """
 import sys
 sys.path.insert(0, {root!r})
 from tests.fakes import HashEmbedder
-import rag.index
+import rag.ingest
 from rag.index import Index
-rag.index.BATCH_DOCS = 100
+rag.ingest.BATCH_DOCS = 100
 report = Index.open({index!r}, HashEmbedder()).add({corpus!r}, lock_timeout=30)
 print(report.added, flush=True)
 """

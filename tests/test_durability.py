@@ -21,7 +21,7 @@ PRELUDE = f"""
 import sys, time
 sys.path.insert(0, {str(ROOT)!r})
 from tests.fakes import HashEmbedder
-import rag.index
+import rag.ingest
 from rag.index import Index
 """
 
@@ -55,7 +55,7 @@ def test_sigkill_mid_ingest_loses_no_committed_batch(tmp_path: Path) -> None:
     killed_mid_way = False
     for attempt in range(6):
         proc = spawn(f"""
-            rag.index.BATCH_DOCS = 20
+            rag.ingest.BATCH_DOCS = 20
             idx = Index.open({str(index_dir)!r}, HashEmbedder())
             print("ready", flush=True)
             idx.add({str(corpus)!r})

@@ -247,14 +247,14 @@ def test_each_vector_belongs_to_its_chunk(
 ) -> None:
     from rag.chunking import Chunk
     from rag.documents import Document
-    from rag.index import _embed_text
+    from rag.ingest import embed_text
 
     index = make(tmp_path, embedder, chunk_tokens=48, chunk_overlap=8)
     index.add(corpus)
     ids = index.store.chunk_ids().tolist()
     rows = index.store.chunks(ids[:: max(1, len(ids) // 25)])
     for row in rows.values():
-        text = _embed_text(
+        text = embed_text(
             Document(row.doc_id, row.source, "", row.kind, title=row.title),
             Chunk(0, row.text, row.start, row.end, row.line_start, row.line_end, row.heading),
         )
