@@ -363,15 +363,16 @@ def _print_answer(answer: Answer) -> None:
     from rag.engine import NOT_FOUND
 
     if answer.abstained:
-        click.echo(f"\r{NOT_FOUND}")
+        if answer.generated:  # it was streamed above: say why it does not stand
+            why = "" if answer.supported else " (no passage supports it)"
+            click.echo(f"\nThe answer above is withdrawn{why}.")
+        click.echo(NOT_FOUND)
         if answer.passages:
             click.echo("\nClosest passages:")
             for n, p in enumerate(answer.passages, 1):
                 click.echo(f"[{n}] {p.location}")
         return
     click.echo("".join(f" [{c.n}]" for c in answer.citations))
-    if not answer.supported:
-        click.secho("warning: this answer could not be tied to any passage", fg="yellow", err=True)
     click.echo("\nSources:")
     cited = {c.n for c in answer.citations}
     for n, p in enumerate(answer.passages, 1):
@@ -500,6 +501,7 @@ def _answer_json(a: Answer) -> dict[str, Any]:
         "supported": a.supported,
         "confidence": round(a.confidence, 4),
         "mode": a.mode,
+        "generated": a.generated,
     }
 
 

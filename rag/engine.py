@@ -79,8 +79,10 @@ class Citation:
 class Answer:
     """An answer with the passages it was given and the ones it cites.
 
-    ``passages[n - 1]`` is passage ``[n]``. ``supported`` is False when the answer
-    could not be tied to any passage; ``abstained`` when nothing was found.
+    ``passages[n - 1]`` is passage ``[n]``. When ``abstained``, ``text`` says the
+    answer was not found and ``passages`` are the closest ones. ``supported`` is False
+    when the model did answer but its answer could not be tied to any passage; that
+    answer is withdrawn (the engine abstains) and kept in ``generated`` only.
     """
 
     question: str
@@ -91,6 +93,7 @@ class Answer:
     supported: bool = True
     confidence: float = 0.0
     mode: str = "generative"
+    generated: str = ""
 
 
 TokenCallback = Callable[[str], None]
@@ -162,13 +165,19 @@ class QueryEngine:
             else 0.0
         )
         if not text or _normalize(text) in {"not found", "notfound", "none", "unknown"}:
-            return Answer(question, NOT_FOUND, [], passages, True, True, confidence)
+            return Answer(question, NOT_FOUND, [], passages, True, True, confidence, generated=text)
         cited = attribute(text, [p.text for p in passages])
+        if not cited:
+            # never give an answer that cannot be cited
+            log.info("answer %r could not be tied to any passage; withdrawn", text)
+            return Answer(
+                question, NOT_FOUND, [], passages, True, False, confidence, generated=text
+            )
         citations = [Citation.of(n, passages[n - 1]) for n in cited]
         marked = text + "".join(f" [{n}]" for n in cited)
-        if not cited:
-            log.info("answer %r could not be tied to any passage", text)
-        return Answer(question, marked, citations, passages, False, bool(cited), confidence)
+        return Answer(
+            question, marked, citations, passages, False, True, confidence, generated=text
+        )
 
     def _fit_passages(self, question: str, hits: list[Hit]) -> list[Hit]:
         """The passages, best first, that fit the prompt budget; none is cut."""

@@ -50,9 +50,11 @@ def test_passages_that_do_not_fit_are_left_out_whole(index: Index) -> None:
     assert gen.count_tokens([prompt])[0] <= 450
 
 
-def test_unsupported_answer_is_flagged(index: Index) -> None:
+def test_unsupported_answer_is_withdrawn(index: Index) -> None:
     answer = QueryEngine(index, EchoGenerator("Purple elephants juggle xylophones")).ask("why?")
     assert not answer.supported and answer.citations == []
+    assert answer.abstained and answer.text == NOT_FOUND and answer.passages
+    assert answer.generated == "Purple elephants juggle xylophones"
 
 
 def test_model_saying_not_found_abstains_with_passages(index: Index) -> None:
