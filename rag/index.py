@@ -465,7 +465,7 @@ class Index:
         _check_queries(queries, k, mode)
         self._refresh()
         condition = Where.of(where)
-        total = self.store.counts()["chunks"]
+        total = len(self._vectors) if self._vectors is not None else 0  # in step after refresh
         picks: list[list[tuple[int, float]]] = [[] for _ in queries]  # (best chunk, score)
         todo = list(range(len(queries)))
         keep = max(k, RERANK_DEPTH) if self.reranker is not None else k
