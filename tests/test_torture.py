@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -134,15 +135,48 @@ def test_torture_folder_memory_stays_bounded(tmp_path: Path) -> None:
     assert result["peak_mb"] < 400, result
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def without_permission_override() -> list[str]:
+    """A command prefix under which file permissions bind, even for root.
+
+    Root normally reads any file; dropping the two capabilities that let it makes a
+    permission test meaningful when the tests run as root, as CI does.
+    """
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv to drop the file-permission override")
+    return [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
+
+
 def test_unreadable_file_is_reported(tmp_path: Path) -> None:
-    docs = tmp_path / "docs"
+    docs, index_dir = tmp_path / "docs", tmp_path / "idx"
     docs.mkdir()
     (docs / "ok.txt").write_text("Readable.")
-    secret = docs / "secret.txt"
-    secret.write_text("Hidden.")
-    secret.chmod(0)
-    embedder = HashEmbedder()
-    report = Index.create(tmp_path / "idx", Settings(embedder=embedder.name), embedder).add(docs)
-    assert [Path(f.path).name for f in report.failed] == ["secret.txt"]
-    assert "permission" in report.failed[0].reason
+    (docs / "secret.txt").write_text("Hidden.")
+    (docs / "secret.txt").chmod(0)
+    code = textwrap.dedent(
+        f"""
+        import json, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from tests.fakes import HashEmbedder
+        from rag.index import Index
+        from rag.settings import Settings
+        e = HashEmbedder()
+        index = Index.create({str(index_dir)!r}, Settings(embedder=e.name), e)
+        report = index.add({str(docs)!r})
+        print(json.dumps({{"added": report.added,
+                           "failed": [[f.path, f.reason] for f in report.failed]}}))
+        """
+    )
+    out = subprocess.run(
+        [*without_permission_override(), sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["added"] == 1
+    [[path, reason]] = result["failed"]
+    assert Path(path).name == "secret.txt" and "permission" in reason
