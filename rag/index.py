@@ -442,10 +442,8 @@ class Index:
         self._refresh()
         keep = max(k, RERANK_DEPTH) if self.reranker is not None else k
         depth = max(keep, CANDIDATES) if mode == "hybrid" else keep
-        rankings = [
-            self.fuse(parts)[:keep]
-            for parts in self._rankings(queries, depth, mode, Where.of(where))
-        ]
+        scope = self._scope(queries, mode, Where.of(where))
+        rankings = [self.fuse(parts)[:keep] for parts in self._rankings(scope, None, depth)]
         rows = self.store.chunks(sorted({i for r in rankings for i, _ in r}))
         hits = [_ranked([_hit(rows[i], s) for i, s in r if i in rows]) for r in rankings]
         return [self._rerank(q, h, k) for q, h in zip(queries, hits)]
@@ -464,14 +462,13 @@ class Index:
         """
         _check_queries(queries, k, mode)
         self._refresh()
-        condition = Where.of(where)
-        total = len(self._vectors) if self._vectors is not None else 0  # in step after refresh
+        scope = self._scope(queries, mode, Where.of(where))
         picks: list[list[tuple[int, float]]] = [[] for _ in queries]  # (best chunk, score)
         todo = list(range(len(queries)))
         keep = max(k, RERANK_DEPTH) if self.reranker is not None else k
         depth = max(keep * 4, CANDIDATES)
         while todo:
-            rankings = self._rankings([queries[q] for q in todo], depth, mode, condition)
+            rankings = self._rankings(scope, todo, depth)
             owner = self.store.chunk_documents(
                 sorted({i for parts in rankings for part in parts for i, _ in part})
             )
@@ -484,7 +481,7 @@ class Index:
                             best_chunk.setdefault(owner[chunk_id], chunk_id)
                 ranked = self.fuse([best_per_group(part, owner) for part in parts])[:keep]
                 picks[qi] = [(best_chunk[doc], score) for doc, score in ranked]
-                if len(ranked) < keep and depth < total:
+                if len(ranked) < keep and depth < scope.size:
                     again.append(qi)
             todo = again
             depth *= 4
@@ -511,25 +508,35 @@ class Index:
         dense, lexical = parts
         return convex(dense, lexical, FUSION_ALPHA)
 
-    def _rankings(
-        self, queries: Sequence[str], depth: int, mode: str, where: Where | None = None
-    ) -> list[list[list[tuple[int, float]]]]:
-        """Per query, the chunk rankings of the retrievers that ``mode`` uses."""
-        out: list[list[list[tuple[int, float]]]] = [[] for _ in queries]
+    def _scope(self, queries: Sequence[str], mode: str, where: Where | None) -> _Scope:
+        """What every retrieval round of one call shares: query vectors, allowed chunks."""
         among = self.store.chunk_ids_where(where) if where is not None else None
-        if mode in ("dense", "hybrid") and self._vectors is not None and len(self._vectors):
-            vecs = self._vectors
-            size = len(vecs) if among is None else len(among)
-            qvecs = self.embedder.embed(list(queries))
-            scores, ids = vecs.search(qvecs, max(1, min(depth, size)), among)
-            for q, (srow, irow) in enumerate(zip(scores, ids)):
-                out[q].append([(int(i), float(s)) for s, i in zip(srow, irow) if i >= 0])
-        elif mode in ("dense", "hybrid"):
-            for q in range(len(queries)):
-                out[q].append([])
-        if mode in ("lexical", "hybrid"):
-            for q, text in enumerate(queries):
-                out[q].append(self.store.lexical_search(text, depth, where))
+        vecs = self._vectors
+        size = len(among) if among is not None else len(vecs) if vecs is not None else 0
+        dense = mode in ("dense", "hybrid") and vecs is not None and len(vecs) > 0
+        vectors = self.embedder.embed(list(queries)) if dense else None
+        return _Scope(list(queries), mode, where, among, vectors, size)
+
+    def _rankings(
+        self, scope: _Scope, rows: list[int] | None, depth: int
+    ) -> list[list[list[tuple[int, float]]]]:
+        """Per query (all, or those at ``rows``), the chunk rankings of the retrievers
+        that the mode uses, each ``depth`` deep."""
+        picked = range(len(scope.texts)) if rows is None else rows
+        out: list[list[list[tuple[int, float]]]] = [[] for _ in picked]
+        if scope.mode in ("dense", "hybrid"):
+            if scope.vectors is None or self._vectors is None:
+                for ranking in out:
+                    ranking.append([])
+            else:
+                scores, ids = self._vectors.search(
+                    scope.vectors[list(picked)], max(1, min(depth, scope.size)), scope.among
+                )
+                for q, (srow, irow) in enumerate(zip(scores, ids)):
+                    out[q].append([(int(i), float(s)) for s, i in zip(srow, irow) if i >= 0])
+        if scope.mode in ("lexical", "hybrid"):
+            for q, row in enumerate(picked):
+                out[q].append(self.store.lexical_search(scope.texts[row], depth, scope.where))
         return out
 
     # -- health ---------------------------------------------------------------
@@ -618,6 +625,18 @@ class Index:
             database_bytes=db_bytes,
             vectors_bytes=vfile.stat().st_size if vfile.exists() else 0,
         )
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """One search call's queries, embedded once, and the chunks it may return."""
+
+    texts: list[str]
+    mode: str
+    where: Where | None
+    among: np.ndarray | None  # allowed chunk ids, when filtered
+    vectors: np.ndarray | None  # query vectors, when the mode searches vectors
+    size: int  # how many chunks can be returned at most
 
 
 def _hit(row: StoredChunk, score: float) -> Hit:

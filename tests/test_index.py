@@ -280,3 +280,22 @@ def test_jsonl_ids_that_look_like_paths_are_only_ids(
     assert {h.doc_id for h in hits} == {str(secret), "../../secret.txt"}
     assert all("SECRET" not in h.text for h in hits)
     assert all(h.source == str(corpus) for h in hits)
+
+
+def test_deepening_document_search_embeds_the_queries_once(
+    tmp_path: Path, embedder: HashEmbedder
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    # one document whose many chunks fill the first rounds, so the search must go deeper
+    (docs / "big.md").write_text("\n\n".join(f"Volcano lava note {i}." for i in range(600)))
+    for i in range(4):
+        (docs / f"s{i}.md").write_text(f"Glacier ice fact {i}.")
+    settings = Settings(embedder=embedder.name, chunk_tokens=16, chunk_overlap=0)
+    index = Index.create(tmp_path / "idx", settings, embedder)
+    index.add(docs)
+    assert index.status().chunks > 150
+    before = embedder.calls
+    [ranked] = index.search_documents(["volcano lava note"], k=5, mode="dense")
+    assert embedder.calls == before + 1
+    assert len({h.doc_id for h in ranked}) == 5 and ranked[0].doc_id == "big.md"
