@@ -517,9 +517,7 @@ class Store:
                 if pk is None:
                     pk = s.scalar(insert(DocumentRow).values(**values).returning(DocumentRow.id))
                 else:
-                    old = s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == pk)).all()
-                    removed += old
-                    s.execute(delete(ChunkRow).where(ChunkRow.document_id == pk))
+                    removed += self._drop_chunks(s, [pk])
                     s.execute(update(DocumentRow).where(DocumentRow.id == pk).values(**values))
                 assert pk is not None
                 rows = [
@@ -554,12 +552,18 @@ class Store:
         return removed, added
 
     @staticmethod
-    def _drop_documents(s: Session, pks: Sequence[int]) -> list[int]:
+    def _drop_chunks(s: Session, document_pks: Sequence[int]) -> list[int]:
+        """Delete the chunks of these documents; returns their ids."""
+        ids = list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id.in_(document_pks))))
+        s.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(document_pks)))
+        return ids
+
+    @classmethod
+    def _drop_documents(cls, s: Session, pks: Sequence[int]) -> list[int]:
         removed: list[int] = []
         for k in range(0, len(pks), 500):
             part = list(pks[k : k + 500])
-            removed += s.scalars(select(ChunkRow.id).where(ChunkRow.document_id.in_(part))).all()
-            s.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(part)))
+            removed += cls._drop_chunks(s, part)
             s.execute(delete(DocumentRow).where(DocumentRow.id.in_(part)))
         return removed
 
