@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Questions retrieved together in `ask --questions`; answers print after each group.
+BATCH_QUESTIONS = 32
+
 
 def _handle_errors(func: F) -> F:
     @wraps(func)
@@ -347,9 +350,10 @@ def ask(
         )
         if questions is not None:
             rows = list(_read_jsonl(questions, "id", "question"))
-            for qid, q in rows:
-                answer = engine.ask(q)
-                click.echo(json.dumps({"id": qid, **_answer_json(answer)}))
+            for start in range(0, len(rows), BATCH_QUESTIONS):
+                group = rows[start : start + BATCH_QUESTIONS]
+                for (qid, _), answer in zip(group, engine.ask_batch([q for _, q in group])):
+                    click.echo(json.dumps({"id": qid, **_answer_json(answer)}))
             return
         assert question is not None
         if as_json:

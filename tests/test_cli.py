@@ -163,3 +163,19 @@ def test_uncitable_answer_is_withdrawn_on_the_cli(tmp_path: Path, corpus: Path) 
     answer = json.loads(out)
     assert answer["abstained"] and not answer["supported"] and answer["citations"] == []
     assert answer["generated"] == "Purple elephants juggle"
+
+
+def test_batch_ask_keeps_order_across_groups(tmp_path: Path, corpus: Path) -> None:
+    from rag.cli import BATCH_QUESTIONS
+
+    index = build(tmp_path, corpus)
+    n = BATCH_QUESTIONS + 5
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        "".join(
+            json.dumps({"id": f"q{i}", "question": f"What is topic {i}?"}) + "\n" for i in range(n)
+        )
+    )
+    code, out, _ = run("ask", "--index", str(index), "--questions", str(questions), "--json")
+    assert code == 0
+    assert [json.loads(x)["id"] for x in out.splitlines()] == [f"q{i}" for i in range(n)]
