@@ -54,6 +54,10 @@ _FENCE = re.compile(r"^\s*(```|~~~)")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
 _HEADING_SEP = " > "
+# a heading line, or a run of text up to a blank line or a heading line
+_BLOCK_OR_HEADING = re.compile(
+    r"^#{1,6}[ \t][^\n]*|(?:(?!\n[ \t]*\n|\n#{1,6}[ \t]).)+", re.M | re.S
+)
 
 
 def chunk_documents(
@@ -127,6 +131,24 @@ def _split_units(doc: Document) -> list[_Unit]:
             line_start = line_end + 1
         pos = m.end() if m else len(text)
     return [piece for u in units for piece in _sentences(text, u, by_line)]
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of ``text``, white space around it left out.
+
+    Blank lines end a sentence too. Markdown heading lines are not sentences: they
+    are left out.
+    """
+    spans: list[tuple[int, int]] = []
+    for block in _BLOCK_OR_HEADING.finditer(text):
+        start, stop = block.start(), block.end()
+        if text.startswith("#", start) and _MD_HEADING.match(block.group()):
+            continue
+        for m in _SENTENCE_END.finditer(text, start, stop):
+            spans.append(_strip(text, start, m.start()))
+            start = m.end()
+        spans.append(_strip(text, start, stop))
+    return [(s, e) for s, e in spans if s < e]
 
 
 def _sentences(text: str, unit: _Unit, by_line: bool) -> list[_Unit]:

@@ -12,17 +12,24 @@ import math
 import re
 import string
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from rag.confidence import MIN_CONFIDENCE, Signals, confidence
 from rag.errors import InvalidValue
 from rag.filters import Where
-from rag.generator import Generator, load_generator
+from rag.generator import CopyFrom, Generation, Generator, load_generator
 from rag.index import DEFAULT_MODE, Hit, Index, location
+from rag.sentences import STOPWORDS, Sentence, content_words, rank_sentences
 
 log = logging.getLogger(__name__)
 
 NOT_FOUND = "Not found in the indexed documents."
 MAX_QUESTION_CHARS = 2000
+EXTRACTIVE = "extractive"
+GENERATIVE = "generative"
+ANSWER_MODES = (EXTRACTIVE, GENERATIVE)
+# SQuAD tune, Gemma 3 270M: extractive EM 35 / F1 49 against generative 12 / 25.
+DEFAULT_ANSWER_MODE = EXTRACTIVE
 
 INSTRUCTION = (
     "Answer the question using only the numbered passages. Copy a short answer from the "
@@ -37,12 +44,43 @@ EXAMPLE = (
     "Question: When was the Eiffel Tower completed?\n"
     "Answer: 1889\n\n"
 )
-STOP = ("\n", "Question:", "Passages:")
+STOP = ("\n", "Question:", "Passages:", "Passage:")
+
+EXTRACT_INSTRUCTION = (
+    "Answer each question with a short span copied word for word from its passage. "
+    "Use nothing but the passage."
+)
+# Worked examples teach a base model to copy a short span; they are not from any index.
+EXTRACT_EXAMPLES = (
+    (
+        "The Eiffel Tower was completed in 1889 as the entrance arch of the World's Fair in Paris.",
+        "When was the Eiffel Tower completed?",
+        "1889",
+    ),
+    (
+        "Marie Curie, who was born in Warsaw, shared the 1903 Nobel Prize in Physics with "
+        "Pierre Curie and Henri Becquerel.",
+        "Who shared the 1903 physics prize with Marie Curie?",
+        "Pierre Curie and Henri Becquerel",
+    ),
+    (
+        "Because the old bridge was too narrow for modern traffic, the city council replaced "
+        "it with a wider one in 1998.",
+        "Why was the old bridge replaced?",
+        "it was too narrow for modern traffic",
+    ),
+)
 
 
 @dataclass(frozen=True)
 class Citation:
-    """Passage ``n`` of an answer, resolved to its source."""
+    """Passage ``n`` of an answer, resolved to its source.
+
+    ``start``/``end`` are the passage's character offsets in the source and
+    ``line_start``/``line_end`` its lines. ``quote_start``/``quote_end`` are the
+    offsets of the answer's text inside the source and ``quote_line`` its first line,
+    when the answer occurs verbatim in the passage (always, for extractive answers).
+    """
 
     n: int
     chunk_id: int
@@ -54,9 +92,18 @@ class Citation:
     line_end: int
     page_start: int | None = None
     page_end: int | None = None
+    quote_start: int | None = None
+    quote_end: int | None = None
+    quote_line: int | None = None
 
     @classmethod
-    def of(cls, n: int, hit: Hit) -> Citation:
+    def of(cls, n: int, hit: Hit, answer: str = "") -> Citation:
+        """Passage ``n``; where ``answer`` occurs in it, the ``quote_*`` fields say where."""
+        found = find_span(answer, hit.text) if answer else None
+        quote: tuple[int | None, int | None, int | None] = (None, None, None)
+        if found is not None:
+            a, b = found
+            quote = (hit.start + a, hit.start + b, hit.line_start + hit.text.count("\n", 0, a))
         return cls(
             n,
             hit.chunk_id,
@@ -68,6 +115,7 @@ class Citation:
             hit.line_end,
             hit.page_start,
             hit.page_end,
+            *quote,
         )
 
     @property
@@ -80,9 +128,12 @@ class Answer:
     """An answer with the passages it was given and the ones it cites.
 
     ``passages[n - 1]`` is passage ``[n]``. When ``abstained``, ``text`` says the
-    answer was not found and ``passages`` are the closest ones. ``supported`` is False
-    when the model did answer but its answer could not be tied to any passage; that
-    answer is withdrawn (the engine abstains) and kept in ``generated`` only.
+    answer was not found and ``passages`` are the closest ones; the model's answer, if
+    it gave one, is kept in ``generated`` only. ``supported`` is False when that answer
+    could not be tied to any passage. ``confidence`` is the estimated probability that
+    the indexed documents answer the question and the answer is drawn from them
+    (calibrated on SQuAD); below the engine's ``min_confidence`` it abstains. ``mode``
+    is ``extractive`` (a span copied from a passage) or ``generative``.
     """
 
     question: str
@@ -92,7 +143,7 @@ class Answer:
     abstained: bool = False
     supported: bool = True
     confidence: float = 0.0
-    mode: str = "generative"
+    mode: str = EXTRACTIVE
     generated: str = ""
 
 
@@ -100,7 +151,14 @@ TokenCallback = Callable[[str], None]
 
 
 class QueryEngine:
-    """Answers questions from an index with a generator model (loaded on first use)."""
+    """Answers questions from an index with a generator model (loaded on first use).
+
+    ``answer_mode`` is ``extractive`` (default: the model copies a span from the
+    passage sentences most likely to hold the answer, with decoding constrained to
+    copying) or ``generative`` (the model writes an answer from whole passages; for
+    answers longer than a span). ``sentences`` is how many of the best sentences the
+    extractive reader is shown. Below ``min_confidence`` the engine abstains.
+    """
 
     def __init__(
         self,
@@ -112,11 +170,22 @@ class QueryEngine:
         max_prompt_tokens: int = 1536,
         mode: str = DEFAULT_MODE,
         where: Where | None = None,
+        answer_mode: str = DEFAULT_ANSWER_MODE,
+        sentences: int = 1,
+        min_confidence: float = MIN_CONFIDENCE,
     ) -> None:
         if k <= 0:
             raise InvalidValue(f"k must be greater than 0, got {k}")
         if max_new_tokens <= 0:
             raise InvalidValue(f"max_new_tokens must be greater than 0, got {max_new_tokens}")
+        if answer_mode not in ANSWER_MODES:
+            raise InvalidValue(
+                f"answer mode must be one of {', '.join(ANSWER_MODES)}, got {answer_mode!r}"
+            )
+        if sentences <= 0:
+            raise InvalidValue(f"sentences must be greater than 0, got {sentences}")
+        if not 0.0 <= min_confidence <= 1.0:
+            raise InvalidValue(f"min_confidence must be between 0 and 1, got {min_confidence}")
         self.index = index
         self._generator = generator if not isinstance(generator, str) else None
         self._generator_name = generator if isinstance(generator, str) else None
@@ -125,6 +194,9 @@ class QueryEngine:
         self.max_prompt_tokens = max_prompt_tokens
         self.mode = mode
         self.where = where
+        self.answer_mode = answer_mode
+        self.sentences = sentences
+        self.min_confidence = min_confidence
 
     @property
     def generator(self) -> Generator:
@@ -151,33 +223,65 @@ class QueryEngine:
     # -- internals ----------------------------------------------------------
 
     def _answer(self, question: str, hits: list[Hit], on_token: TokenCallback | None) -> Answer:
-        passages = self._fit_passages(question, hits)
-        if not passages:
-            return Answer(question, NOT_FOUND, abstained=True, supported=True)
-        prompt = build_prompt(question, [p.text for p in passages])
-        gen = self.generator.generate(
-            prompt, max_new_tokens=self.max_new_tokens, stop=STOP, on_token=on_token
-        )
+        mode = self.answer_mode
+        if not hits:
+            return Answer(question, NOT_FOUND, abstained=True, mode=mode)
+        ranked = rank_sentences(question, [h.text for h in hits], self.index.embedder)
+        if mode == EXTRACTIVE:
+            gen, cited = self._extract(question, hits, ranked, on_token)
+            passages = hits
+        else:
+            passages = self._fit_passages(question, hits)
+            if not passages:
+                return Answer(question, NOT_FOUND, passages=hits, abstained=True, mode=mode)
+            prompt = build_prompt(question, [p.text for p in passages])
+            gen = self.generator.generate(
+                prompt, max_new_tokens=self.max_new_tokens, stop=STOP, on_token=on_token
+            )
+            cited = attribute(gen.text, [p.text for p in passages])
         text = gen.text.strip()
-        confidence = (
-            math.exp(sum(gen.token_logprobs) / len(gen.token_logprobs))
-            if gen.token_logprobs
-            else 0.0
+        best = ranked[0] if ranked else None
+        signals = Signals(
+            similarity=best.similarity if best else 0.0,
+            overlap=best.overlap if best else 0.0,
+            answer_logprob=_mean(gen.token_logprobs),
         )
+        sure = confidence(signals)
+        withdrawn = Answer(question, NOT_FOUND, [], passages, True, True, sure, mode, text)
         if not text or _normalize(text) in {"not found", "notfound", "none", "unknown"}:
-            return Answer(question, NOT_FOUND, [], passages, True, True, confidence, generated=text)
-        cited = attribute(text, [p.text for p in passages])
+            return withdrawn
         if not cited:
             # never give an answer that cannot be cited
             log.info("answer %r could not be tied to any passage; withdrawn", text)
-            return Answer(
-                question, NOT_FOUND, [], passages, True, False, confidence, generated=text
-            )
-        citations = [Citation.of(n, passages[n - 1]) for n in cited]
+            return replace(withdrawn, supported=False)
+        if sure < self.min_confidence:
+            log.info("answer %r withdrawn: confidence %.2f is below %.2f", text, sure,
+                     self.min_confidence)  # fmt: skip
+            return withdrawn
+        citations = [Citation.of(n, passages[n - 1], text) for n in cited]
         marked = text + "".join(f" [{n}]" for n in cited)
-        return Answer(
-            question, marked, citations, passages, False, True, confidence, generated=text
+        return Answer(question, marked, citations, passages, False, True, sure, mode, text)
+
+    def _extract(
+        self,
+        question: str,
+        hits: list[Hit],
+        ranked: list[Sentence],
+        on_token: TokenCallback | None,
+    ) -> tuple[Generation, list[int]]:
+        """A span copied from the best sentences, and the passages (1-based) holding it."""
+        chosen = sorted(ranked[: self.sentences], key=lambda s: (s.passage, s.start))
+        reading = [s.text for s in chosen]
+        gen = self.generator.generate(
+            build_extract_prompt(question, " ".join(reading)),
+            max_new_tokens=self.max_new_tokens,
+            stop=STOP,
+            on_token=on_token,
+            copy_from=CopyFrom(reading, frozenset(content_words(question))),
         )
+        # verified, not trusted: a generator that cannot constrain decoding may paraphrase
+        cited = [s.passage + 1 for s in chosen if find_span(gen.text, s.text) is not None]
+        return gen, list(dict.fromkeys(cited))
 
     def _fit_passages(self, question: str, hits: list[Hit]) -> list[Hit]:
         """The passages, best first, that fit the prompt budget; none is cut."""
@@ -195,6 +299,34 @@ class QueryEngine:
             chosen.append(hit)
             used += size
         return chosen
+
+
+def build_extract_prompt(question: str, passage: str) -> str:
+    """The few-shot prompt of the extractive reader; the passage is its one text."""
+    shots = "".join(
+        f"Passage: {text}\nQuestion: {asked}\nAnswer: {answer}\n\n"
+        for text, asked, answer in EXTRACT_EXAMPLES
+    )
+    return (
+        f"{EXTRACT_INSTRUCTION}\n\n{shots}Passage: {_one_line(passage)}\n"
+        f"Question: {_one_line(question)}\nAnswer:"
+    )
+
+
+def find_span(answer: str, text: str) -> tuple[int, int] | None:
+    """Where ``answer`` occurs in ``text`` as whole words, white space aside, if it does."""
+    words = answer.split()
+    if not words:
+        return None
+    body = r"\s+".join(re.escape(w) for w in words)
+    head = r"(?<!\w)" if words[0][:1].isalnum() else ""
+    tail = r"(?!\w)" if words[-1][-1:].isalnum() else ""
+    m = re.search(head + body + tail, text)
+    return (m.start(), m.end()) if m else None
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else -math.inf
 
 
 def build_prompt(question: str, passages: Sequence[str]) -> str:
@@ -218,7 +350,7 @@ def attribute(answer: str, passages: Sequence[str]) -> list[int]:
     exact = [i + 1 for i, p in enumerate(normalized) if f" {norm} " in f" {p} "]
     if exact:
         return exact[:2]
-    words = set(norm.split()) - _STOPWORDS or set(norm.split())
+    words = set(norm.split()) - STOPWORDS or set(norm.split())
     best, best_share = 0, 0.0
     for i, p in enumerate(normalized):
         share = len(words & set(p.split())) / len(words)
@@ -229,35 +361,6 @@ def attribute(answer: str, passages: Sequence[str]) -> list[int]:
 
 _PUNCT = str.maketrans({c: " " for c in string.punctuation + "“”‘’–—"})
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "of",
-        "in",
-        "on",
-        "at",
-        "to",
-        "for",
-        "by",
-        "with",
-        "and",
-        "or",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "it",
-        "its",
-        "this",
-        "that",
-        "as",
-        "from",
-    ]
-)
 
 
 def _normalize(text: str) -> str:

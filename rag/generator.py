@@ -83,6 +83,19 @@ PACKAGED: dict[str, Callable[[], Path]] = {
 
 
 @dataclass(frozen=True)
+class CopyFrom:
+    """Constrains a completion to a span copied from one of ``sources``.
+
+    Words in ``discouraged`` (compared whole, case-folded) cost ``penalty`` logits,
+    for instance the question's own words, which an answer rarely repeats.
+    """
+
+    sources: Sequence[str]
+    discouraged: frozenset[str] = frozenset()
+    penalty: float = 2.0
+
+
+@dataclass(frozen=True)
 class Generation:
     """What one ``generate`` call produced.
 
@@ -116,6 +129,7 @@ class Generator(Protocol):
         max_new_tokens: int = 64,
         stop: Sequence[str] = (),
         on_token: Callable[[str], None] | None = None,
+        copy_from: CopyFrom | None = None,
     ) -> Generation: ...
 
 
@@ -171,6 +185,7 @@ class HFGenerator:
         max_new_tokens: int = 64,
         stop: Sequence[str] = (),
         on_token: Callable[[str], None] | None = None,
+        copy_from: CopyFrom | None = None,
     ) -> Generation:
         """Continue ``prompt`` greedily until EOS, a stop string or ``max_new_tokens``.
 
@@ -178,6 +193,11 @@ class HFGenerator:
         ``on_token`` receives the text as whole words, never a stop string or what
         follows it, nor leading whitespace; text held back because it might begin a
         stop string is sent when it turns out not to.
+
+        With ``copy_from``, decoding is constrained: the completion (up to a stop
+        string) is a contiguous span of one of its sources, white space aside. At each
+        step only tokens that keep it so are allowed, so the greedy choice is the
+        model's best span, not a paraphrase.
         """
         import torch
 
@@ -200,6 +220,8 @@ class HFGenerator:
             extra["stopping_criteria"] = _stop_criteria(tokenizer, prompt_tokens, stops)
         if on_token is not None:
             extra["streamer"] = _streamer(tokenizer, _StopFilter(stops, on_token))
+        if copy_from is not None:
+            extra["logits_processor"] = _copy_constraint(tokenizer, prompt_tokens, copy_from, stops)
         pad = tokenizer.pad_token_id
         with torch.inference_mode():
             out = model.generate(
@@ -459,3 +481,102 @@ def _stop_criteria(tokenizer: Any, start: int, stops: Sequence[str]) -> Any:
             return torch.full((input_ids.shape[0],), hit, dtype=torch.bool, device=input_ids.device)
 
     return StoppingCriteriaList([_StopStrings()])
+
+
+def _squeeze(text: str) -> str:
+    return " ".join(text.split())
+
+
+# A copied span made of these words alone says nothing, so it may not end there.
+_FUNCTION_WORDS = frozenset(
+    "a an the of in on at to for by with from and or but as is are was were be been "
+    "it its this that these those he she they his her their which who".split()
+)
+
+
+def _says_something(span: str) -> bool:
+    words = re.findall(r"\w+", span.lower())
+    return any(w not in _FUNCTION_WORDS for w in words)
+
+
+def _copy_constraint(tokenizer: Any, start: int, copy: CopyFrom, stops: Sequence[str]) -> Any:
+    """A logits processor that only lets the completion be a span of one of the sources.
+
+    Candidates at each step are the model's top tokens plus the tokens that continue
+    the span in the sources' own tokenization (so a span never dead-ends because the
+    model prefers a differently split token). A candidate is allowed when the text it
+    makes, up to any stop string, occurs in a source (white space squeezed) starting
+    at a word boundary. Ending (EOS or a stop string) is allowed when the span also
+    ends at a word boundary there and holds a word that is not a function word. With
+    no candidate left, only ending is. Discouraged words lose ``copy.penalty`` logits.
+    """
+    import torch
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    texts = [_squeeze(s) for s in copy.sources if s.strip()]
+    if not texts:
+        raise InvalidValue("copy_from must hold at least one non-empty text")
+    token_lists = [tokenizer(" " + t, add_special_tokens=False)["input_ids"] for t in texts]
+    eos = tokenizer.eos_token_id
+    ends = {eos} if isinstance(eos, int) else set(eos or [])
+    discouraged = {w.lower() for w in copy.discouraged}
+    top = 48
+
+    def occurs(span: str, whole: bool) -> bool:
+        head = r"(?<!\w)" if span[:1].isalnum() else ""
+        tail = r"(?!\w)" if whole and span[-1:].isalnum() else ""
+        pattern = re.compile(head + re.escape(span) + tail)
+        return any(pattern.search(t) for t in texts)
+
+    def complete(span: str) -> bool:
+        return bool(span) and _says_something(span) and occurs(span, whole=True)
+
+    def follows(done: list[int]) -> set[int]:
+        """Tokens that follow ``done`` somewhere in the sources' tokenizations."""
+        n = len(done)
+        out: set[int] = set()
+        for ids in token_lists:
+            if n == 0:
+                out.update(ids)
+                continue
+            for i in range(n, len(ids)):
+                if ids[i - n : i] == done:
+                    out.add(ids[i])
+        return out
+
+    def allowed(done: list[int], best: list[int]) -> list[int]:
+        so_far = _squeeze(tokenizer.decode(done, skip_special_tokens=True))
+        following = follows(done)
+        out: list[int] = []
+        for token in dict.fromkeys(best + sorted(following)):
+            if token in ends:
+                continue
+            text = tokenizer.decode([*done, token], skip_special_tokens=True)
+            head, stopped = _cut(text, stops)
+            span = _squeeze(head)
+            if stopped:
+                ok = complete(span)
+            elif span == so_far:  # white space alone, only where the sources have it
+                ok = token in following
+            else:
+                ok = occurs(span, whole=False)
+            if ok:
+                out.append(token)
+        if complete(so_far):
+            out.extend(sorted(ends))
+        return out or sorted(ends)
+
+    class _Copy(LogitsProcessor):
+        def __call__(self, input_ids: Any, scores: Any) -> Any:
+            mask = torch.full_like(scores, float("-inf"))
+            for row in range(input_ids.shape[0]):
+                best = torch.topk(scores[row], top).indices.tolist()
+                tokens = allowed(input_ids[row, start:].tolist(), best)
+                mask[row, tokens] = 0.0
+                if discouraged:
+                    for token in tokens:
+                        if tokenizer.decode([token]).strip().lower() in discouraged:
+                            mask[row, token] = -copy.penalty
+            return scores + mask
+
+    return LogitsProcessorList([_Copy()])

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from rag.generator import Generation
+from rag.generator import CopyFrom, Generation
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -49,13 +49,18 @@ class HashEmbedder:
 
 
 class EchoGenerator:
-    """Answers with the first sentence of the first passage in the prompt."""
+    """Answers with the first sentence of the first passage in the prompt.
+
+    Asked to copy (``copy_from``), it answers with the first sentence of the first
+    source instead, or the reply it was given, which it does not check: the engine must.
+    """
 
     name = "fake-echo"
 
     def __init__(self, reply: str | None = None) -> None:
         self.reply = reply
         self.prompts: list[str] = []
+        self.copied: list[CopyFrom | None] = []
 
     @property
     def context_window(self) -> int:
@@ -71,9 +76,16 @@ class EchoGenerator:
         max_new_tokens: int = 64,
         stop: Sequence[str] = (),
         on_token: Callable[[str], None] | None = None,
+        copy_from: CopyFrom | None = None,
     ) -> Generation:
         self.prompts.append(prompt)
-        text = self.reply if self.reply is not None else _first_passage_sentence(prompt)
+        self.copied.append(copy_from)
+        if self.reply is not None:
+            text = self.reply
+        elif copy_from is not None:
+            text = re.split(r"(?<=[.!?])\s", copy_from.sources[0].strip())[0]
+        else:
+            text = _first_passage_sentence(prompt)
         words = text.split(" ")[:max_new_tokens]
         for i, w in enumerate(words):
             if on_token:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.engine import NOT_FOUND, QueryEngine, attribute, build_prompt
+from rag.engine import GENERATIVE, NOT_FOUND, QueryEngine, attribute, build_prompt, find_span
 from rag.errors import InvalidValue
 from rag.index import Index
 from rag.settings import Settings
@@ -18,10 +18,10 @@ def index(tmp_path: Path, corpus: Path, embedder: HashEmbedder) -> Index:
     return idx
 
 
-def test_answer_cites_the_passage_it_came_from(index: Index, corpus: Path) -> None:
+def test_generative_answer_cites_the_passage_it_came_from(index: Index, corpus: Path) -> None:
     gen = EchoGenerator()
     streamed: list[str] = []
-    answer = QueryEngine(index, gen, k=3).ask(
+    answer = QueryEngine(index, gen, k=3, answer_mode=GENERATIVE, min_confidence=0.0).ask(
         "What does the forward process of a diffusion model add to the data?",
         on_token=streamed.append,
     )
@@ -41,13 +41,67 @@ def test_answer_cites_the_passage_it_came_from(index: Index, corpus: Path) -> No
 
 def test_passages_that_do_not_fit_are_left_out_whole(index: Index) -> None:
     gen = EchoGenerator()
-    engine = QueryEngine(index, gen, k=8, max_prompt_tokens=450)
+    engine = QueryEngine(index, gen, k=8, max_prompt_tokens=450, answer_mode=GENERATIVE)
     answer = engine.ask("what is hallucination in language models?")
     assert 0 < len(answer.passages) < 8
     prompt = gen.prompts[-1]
     for p in answer.passages:
         assert " ".join(p.text.split()) in prompt, "every passage given is given whole"
     assert gen.count_tokens([prompt])[0] <= 450
+
+
+def test_extractive_answer_is_a_verified_span_with_its_offsets(index: Index, corpus: Path) -> None:
+    gen = EchoGenerator()
+    question = "What does the forward process of a diffusion model add to the data?"
+    answer = QueryEngine(index, gen, k=3, min_confidence=0.0).ask(question)
+    assert answer.mode == "extractive" and not answer.abstained and answer.supported
+    copy = gen.copied[-1]
+    assert copy is not None and len(copy.sources) == 1
+    assert {"forward", "diffusion", "data"} <= copy.discouraged
+    # the model read only the best sentence, which comes from a retrieved passage
+    prompt = gen.prompts[-1]
+    assert prompt.rstrip().endswith("Answer:") and copy.sources[0] in prompt
+    assert any(copy.sources[0] in p.text for p in answer.passages)
+    cited = answer.citations[0]
+    source = (corpus / cited.doc_id).read_text()
+    assert source[cited.start : cited.end] == answer.passages[cited.n - 1].text
+    assert cited.quote_start is not None and cited.quote_end is not None
+    assert source[cited.quote_start : cited.quote_end] == answer.generated
+    assert cited.quote_line == source.count("\n", 0, cited.quote_start) + 1
+    assert answer.text == f"{answer.generated} [{cited.n}]"
+    assert 0.0 < answer.confidence < 1.0
+
+
+def test_extractive_answer_not_copied_is_withdrawn(index: Index) -> None:
+    """A generator that cannot constrain decoding may paraphrase; the span is checked."""
+    engine = QueryEngine(index, EchoGenerator("diffusion adds noise slowly"), min_confidence=0.0)
+    answer = engine.ask("What does the forward process of a diffusion model add to the data?")
+    assert answer.abstained and not answer.supported and answer.text == NOT_FOUND
+    assert answer.generated == "diffusion adds noise slowly" and answer.passages
+
+
+def test_low_confidence_abstains_and_keeps_the_closest_passages(index: Index) -> None:
+    engine = QueryEngine(index, EchoGenerator(), min_confidence=1.0)
+    answer = engine.ask("What does the forward process of a diffusion model add to the data?")
+    assert answer.abstained and answer.supported and answer.text == NOT_FOUND
+    assert answer.generated and answer.passages and answer.confidence < 1.0
+    sure = QueryEngine(index, EchoGenerator(), min_confidence=0.0).ask(answer.question)
+    assert not sure.abstained and sure.confidence == answer.confidence
+
+
+def test_confidence_is_higher_for_a_question_the_documents_answer(index: Index) -> None:
+    engine = QueryEngine(index, EchoGenerator(), min_confidence=0.0)
+    inside = engine.ask("What does the forward process of a diffusion model add to the data?")
+    outside = engine.ask("Which football club won the 1970 world cup final in Mexico?")
+    assert inside.confidence > outside.confidence
+
+
+def test_find_span_matches_whole_words_across_white_space() -> None:
+    text = "It opened in\n1889 as the arch of the fair; directly elected."
+    assert find_span("in 1889", text) == (text.index("in\n"), text.index(" as"))
+    assert find_span("direct", text) is None
+    assert find_span("the fair;", text) == (text.index("the fair"), text.index(" directly"))
+    assert find_span("", text) is None
 
 
 def test_unsupported_answer_is_withdrawn(index: Index) -> None:
@@ -78,10 +132,14 @@ def test_bad_questions_are_refused(index: Index) -> None:
         engine.ask("x" * 100_000)
     with pytest.raises(InvalidValue, match="k must"):
         QueryEngine(index, EchoGenerator(), k=0)
+    with pytest.raises(InvalidValue, match="answer mode must be one of extractive, generative"):
+        QueryEngine(index, EchoGenerator(), answer_mode="abstractive")
+    with pytest.raises(InvalidValue, match="min_confidence"):
+        QueryEngine(index, EchoGenerator(), min_confidence=1.5)
 
 
 def test_ask_batch_answers_each_question(index: Index) -> None:
-    answers = QueryEngine(index, EchoGenerator()).ask_batch(
+    answers = QueryEngine(index, EchoGenerator(), min_confidence=0.0).ask_batch(
         ["what is LoRA?", "what is a GAN discriminator?"]
     )
     assert [a.question for a in answers] == ["what is LoRA?", "what is a GAN discriminator?"]
