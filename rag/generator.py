@@ -503,8 +503,8 @@ def _copy_constraint(tokenizer: Any, start: int, copy: CopyFrom, stops: Sequence
     """A logits processor that only lets the completion be a span of one of the sources.
 
     Candidates at each step are the model's top tokens plus the tokens that continue
-    the span in the sources' own tokenization (so a span never dead-ends because the
-    model prefers a differently split token). A candidate is allowed when the text it
+    the span where the sources have it (so a span never dead-ends because the model
+    prefers a differently split token). A candidate is allowed when the text it
     makes, up to any stop string, occurs in a source (white space squeezed) starting
     at a word boundary. Ending (EOS or a stop string) is allowed when the span also
     ends at a word boundary there and holds a word that is not a function word. With
@@ -531,22 +531,29 @@ def _copy_constraint(tokenizer: Any, start: int, copy: CopyFrom, stops: Sequence
     def complete(span: str) -> bool:
         return bool(span) and _says_something(span) and occurs(span, whole=True)
 
-    def follows(done: list[int]) -> set[int]:
-        """Tokens that follow ``done`` somewhere in the sources' tokenizations."""
-        n = len(done)
-        out: set[int] = set()
-        for ids in token_lists:
-            if n == 0:
-                out.update(ids)
-                continue
-            for i in range(n, len(ids)):
-                if ids[i - n : i] == done:
-                    out.add(ids[i])
-        return out
+    first_tokens = {t for ids in token_lists for t in ids}
+
+    def follows(so_far: str) -> set[int]:
+        """The first token of what follows ``so_far`` at each place a source has it.
+
+        Text after a span that ends inside a source token (``a`` of ``and``) is
+        tokenized afresh, so every span the sources allow can still be completed.
+        """
+        if not so_far:
+            return first_tokens
+        head = r"(?<!\w)" if so_far[:1].isalnum() else ""
+        pattern = re.compile(head + re.escape(so_far))
+        rests = {t[m.end() : m.end() + 24] for t in texts for m in pattern.finditer(t)}
+        firsts = (
+            tokenizer([r for r in rests if r], add_special_tokens=False)["input_ids"]
+            if any(rests)
+            else []
+        )
+        return {ids[0] for ids in firsts if ids}
 
     def allowed(done: list[int], best: list[int]) -> list[int]:
         so_far = _squeeze(tokenizer.decode(done, skip_special_tokens=True))
-        following = follows(done)
+        following = follows(so_far)
         out: list[int] = []
         for token in dict.fromkeys(best + sorted(following)):
             if token in ends:
