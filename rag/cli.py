@@ -323,7 +323,25 @@ def search(
 @_mode_option
 @_where_option
 @_reranker_option
-@click.option("--json", "as_json", is_flag=True, help="Print {answer, citations, passages}.")
+@click.option(
+    "--answer-mode",
+    type=click.Choice(["extractive", "generative"]),
+    default="extractive",
+    show_default=True,
+    help="Copy a short answer span from the passages, or let the model write a longer one.",
+)
+@click.option(
+    "--min-confidence",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Abstain below this confidence (default: the calibrated 0.30; 0 never abstains).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print {answer, mode, citations, passages, abstained, confidence, ...}.",
+)
 @_handle_errors
 def ask(
     question: str | None,
@@ -335,9 +353,16 @@ def ask(
     mode: str,
     where: tuple[str, ...],
     reranker: str | None,
+    answer_mode: str,
+    min_confidence: float | None,
     as_json: bool,
 ) -> None:
-    """Answer QUESTION from the indexed documents, citing the passages used."""
+    """Answer QUESTION from the indexed documents, citing the passages used.
+
+    When the documents do not seem to hold the answer, says so and shows the closest
+    passages instead.
+    """
+    from rag.confidence import MIN_CONFIDENCE
     from rag.engine import QueryEngine
     from rag.filters import Where
 
@@ -346,7 +371,14 @@ def ask(
     condition = Where.parse(where)
     with _open(index_dir, reranker=reranker) as idx:
         engine = QueryEngine(
-            idx, generator, k=k, max_new_tokens=max_new_tokens, mode=mode, where=condition
+            idx,
+            generator,
+            k=k,
+            max_new_tokens=max_new_tokens,
+            mode=mode,
+            where=condition,
+            answer_mode=answer_mode,
+            min_confidence=MIN_CONFIDENCE if min_confidence is None else min_confidence,
         )
         if questions is not None:
             rows = list(_read_jsonl(questions, "id", "question"))
@@ -368,7 +400,11 @@ def _print_answer(answer: Answer) -> None:
 
     if answer.abstained:
         if answer.generated:  # it was streamed above: say why it does not stand
-            why = "" if answer.supported else " (no passage supports it)"
+            why = (
+                " (no passage supports it)"
+                if not answer.supported
+                else f" (confidence {answer.confidence:.2f} is too low)"
+            )
             click.echo(f"\nThe answer above is withdrawn{why}.")
         click.echo(NOT_FOUND)
         if answer.passages:
@@ -378,10 +414,13 @@ def _print_answer(answer: Answer) -> None:
         return
     click.echo("".join(f" [{c.n}]" for c in answer.citations))
     click.echo("\nSources:")
-    cited = {c.n for c in answer.citations}
+    cited = {c.n: c for c in answer.citations}
     for n, p in enumerate(answer.passages, 1):
-        mark = "*" if n in cited else " "
-        click.echo(f"{mark}[{n}] {p.location}" + (f"  ({p.heading})" if p.heading else ""))
+        c = cited.get(n)
+        mark = "*" if c else " "
+        quote = f"  answer at line {c.quote_line}" if c and c.quote_line else ""
+        heading = f"  ({p.heading})" if p.heading else ""
+        click.echo(f"{mark}[{n}] {p.location}{heading}{quote}")
 
 
 @cli.command()
@@ -497,6 +536,9 @@ def _answer_json(a: Answer) -> dict[str, Any]:
                 "line_start": c.line_start,
                 "line_end": c.line_end,
                 "source": c.source,
+                "quote_start": c.quote_start,
+                "quote_end": c.quote_end,
+                "quote_line": c.quote_line,
             }
             for c in a.citations
         ],

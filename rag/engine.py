@@ -133,7 +133,8 @@ class Answer:
     could not be tied to any passage. ``confidence`` is the estimated probability that
     the indexed documents answer the question and the answer is drawn from them
     (calibrated on SQuAD); below the engine's ``min_confidence`` it abstains. ``mode``
-    is ``extractive`` (a span copied from a passage) or ``generative``.
+    is ``extractive`` (a span copied from a passage) or ``generative``; ``signals``
+    are what the confidence was estimated from.
     """
 
     question: str
@@ -145,6 +146,7 @@ class Answer:
     confidence: float = 0.0
     mode: str = EXTRACTIVE
     generated: str = ""
+    signals: Signals | None = None
 
 
 TokenCallback = Callable[[str], None]
@@ -247,7 +249,7 @@ class QueryEngine:
             answer_logprob=_mean(gen.token_logprobs),
         )
         sure = confidence(signals)
-        withdrawn = Answer(question, NOT_FOUND, [], passages, True, True, sure, mode, text)
+        withdrawn = Answer(question, NOT_FOUND, [], passages, True, True, sure, mode, text, signals)
         if not text or _normalize(text) in {"not found", "notfound", "none", "unknown"}:
             return withdrawn
         if not cited:
@@ -260,7 +262,7 @@ class QueryEngine:
             return withdrawn
         citations = [Citation.of(n, passages[n - 1], text) for n in cited]
         marked = text + "".join(f" [{n}]" for n in cited)
-        return Answer(question, marked, citations, passages, False, True, sure, mode, text)
+        return Answer(question, marked, citations, passages, False, True, sure, mode, text, signals)
 
     def _extract(
         self,

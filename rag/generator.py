@@ -219,7 +219,7 @@ class HFGenerator:
         if stops:
             extra["stopping_criteria"] = _stop_criteria(tokenizer, prompt_tokens, stops)
         if on_token is not None:
-            extra["streamer"] = _streamer(tokenizer, _StopFilter(stops, on_token))
+            extra["streamer"] = _streamer(tokenizer, StopFilter(stops, on_token))
         if copy_from is not None:
             extra["logits_processor"] = _copy_constraint(tokenizer, prompt_tokens, copy_from, stops)
         pad = tokenizer.pad_token_id
@@ -239,7 +239,9 @@ class HFGenerator:
             for step, token in zip(out.scores, new.tolist())
         ]
         text = tokenizer.decode(new, skip_special_tokens=True)
-        return Generation(_cut(text, stops)[0].strip(), logprobs, prompt_tokens, len(logprobs))
+        return Generation(
+            cut_at_stop(text, stops)[0].strip(), logprobs, prompt_tokens, len(logprobs)
+        )
 
     def _load(self) -> tuple[Any, Any]:
         """The model and tokenizer, loaded once however many threads ask."""
@@ -290,10 +292,21 @@ def register_generator(name: str, factory: Callable[[], Generator]) -> None:
 
 
 def load_generator(name: str | None = None) -> Generator:
-    """The generator called ``name`` (the default if None); it loads on first use."""
+    """The generator called ``name`` (the default if None); it loads on first use.
+
+    ``name`` is a registered or packaged name, a model folder, a ``.gguf`` file, a
+    Hugging Face hub id, or the URL of an OpenAI-compatible endpoint
+    (``http://host:port/v1#MODEL``, see :mod:`rag.remote`).
+    """
     name = name or DEFAULT_GENERATOR
     factory = _REGISTRY.get(name)
-    return factory() if factory is not None else HFGenerator(name)
+    if factory is not None:
+        return factory()
+    if name.startswith(("http://", "https://")):
+        from rag.remote import RemoteGenerator  # imported here: it builds on this module
+
+        return RemoteGenerator(name)
+    return HFGenerator(name)
 
 
 def _locate(name: str) -> Path | str:
@@ -414,7 +427,7 @@ def _from_hub(name: str, dtype: Any) -> tuple[Any, Any]:
     ) from failure
 
 
-def _cut(text: str, stops: Sequence[str]) -> tuple[str, bool]:
+def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     """``text`` up to the first stop string, and whether there was one."""
     ends = [i for i in (text.find(s) for s in stops) if i >= 0]
     return (text[: min(ends)], True) if ends else (text, False)
@@ -425,7 +438,7 @@ def _held(text: str, stops: Sequence[str]) -> int:
     return max((k for s in stops for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
 
 
-class _StopFilter:
+class StopFilter:
     """Passes streamed text on, but never a stop string or anything after it.
 
     Text that may begin a stop string waits until the next piece settles it. Leading
@@ -444,7 +457,7 @@ class _StopFilter:
         if self.stopped:
             return
         self.text += piece
-        safe, self.stopped = _cut(self.text, self.stops)
+        safe, self.stopped = cut_at_stop(self.text, self.stops)
         end = len(safe) if self.stopped or final else len(safe) - _held(safe, self.stops)
         start = self.sent if self.started else len(safe) - len(safe.lstrip())
         if end > start:
@@ -452,7 +465,7 @@ class _StopFilter:
             self.sent, self.started = end, True
 
 
-def _streamer(tokenizer: Any, sink: _StopFilter) -> Any:
+def _streamer(tokenizer: Any, sink: StopFilter) -> Any:
     """A transformers streamer that hands whole words of the completion to ``sink``."""
     from transformers import TextStreamer
 
@@ -477,7 +490,7 @@ def _stop_criteria(tokenizer: Any, start: int, stops: Sequence[str]) -> Any:
     class _StopStrings(StoppingCriteria):
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
             tail = input_ids[0, max(start, input_ids.shape[1] - window) :]
-            hit = _cut(tokenizer.decode(tail, skip_special_tokens=True), stops)[1]
+            hit = cut_at_stop(tokenizer.decode(tail, skip_special_tokens=True), stops)[1]
             return torch.full((input_ids.shape[0],), hit, dtype=torch.bool, device=input_ids.device)
 
     return StoppingCriteriaList([_StopStrings()])
@@ -559,7 +572,7 @@ def _copy_constraint(tokenizer: Any, start: int, copy: CopyFrom, stops: Sequence
             if token in ends:
                 continue
             text = tokenizer.decode([*done, token], skip_special_tokens=True)
-            head, stopped = _cut(text, stops)
+            head, stopped = cut_at_stop(text, stops)
             span = _squeeze(head)
             if stopped:
                 ok = complete(span)

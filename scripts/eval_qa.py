@@ -16,35 +16,13 @@ reports abstention on them and on the answerable rest separately.
 from __future__ import annotations
 
 import argparse
-import collections
-import json
-import random
 import re
 import statistics
-import string
-import sys
-import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-
-def normalize(text: str) -> str:
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def f1(prediction: str, gold: str) -> float:
-    p, g = normalize(prediction).split(), normalize(gold).split()
-    common = sum((collections.Counter(p) & collections.Counter(g)).values())
-    if not p or not g or common == 0:
-        return float(p == g)
-    precision, recall = common / len(p), common / len(g)
-    return 2 * precision * recall / (precision + recall)
+from squad import DEFAULT_DATA, best_f1, build_index, exact, sample
 
 
 def strip_citations(text: str) -> str:
@@ -53,7 +31,7 @@ def strip_citations(text: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "squad-tune")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--questions", type=int, default=150)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("-k", type=int, default=3, help="passages given to the generator")
@@ -66,33 +44,14 @@ def main() -> None:
 
     from rag.confidence import MIN_CONFIDENCE
     from rag.engine import DEFAULT_ANSWER_MODE, QueryEngine, find_span
-    from rag.index import Index
 
-    rows = [json.loads(line) for line in (args.data / "qa.jsonl").open()]
-    rng = random.Random(args.seed)
-    sample = rng.sample(rows, min(args.questions, len(rows)))
-    unanswerable = {q["id"] for q in sample[: int(len(sample) * args.remove_gold)]}
-    removed = {q["context_id"] for q in sample if q["id"] in unanswerable}
-    # a removed paragraph must not be the gold one of an answerable question
-    keep_answerable = [q for q in sample if q["id"] not in unanswerable]
-    sample = [q for q in sample if q["id"] in unanswerable] + [
-        q for q in keep_answerable if q["context_id"] not in removed
-    ]
+    drawn = sample(args.data, args.questions, args.seed, args.remove_gold)
+    unanswerable = drawn.unanswerable
+    index = build_index(args.data, args.index, drawn.removed)
+    questions = drawn.questions
+    print(f"{len(questions)} questions, {len(unanswerable)} with their paragraph removed")
 
-    folder = args.index or Path(tempfile.mkdtemp(prefix="rag-qa-")) / "index"
-    corpus = folder.parent / "corpus.jsonl"
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with (args.data / "corpus.jsonl").open() as src, corpus.open("w") as dst:
-        for line in src:
-            if json.loads(line)["_id"] not in removed:
-                dst.write(line)
-    index = Index.open_or_create(folder)
-    t0 = time.perf_counter()
-    index.add(corpus)
-    print(f"indexed {index.status().documents} paragraphs in {time.perf_counter() - t0:.0f}s; "
-          f"{len(sample)} questions, {len(unanswerable)} with their paragraph removed")  # fmt: skip
-
-    texts = [q["question"] for q in sample]
+    texts = [q["question"] for q in questions]
     retrieved = index.search_documents(texts, args.k, args.mode)
     # every answer is kept (min_confidence 0) so that any threshold can be scored below
     engine = QueryEngine(
@@ -105,8 +64,8 @@ def main() -> None:
     )
     engine.ask("warm-up question?")  # load the generator before timing
     seconds: list[float] = []
-    answered: list[dict] = []  # one per question: what the engine said, and the truth
-    for q, docs in zip(sample, retrieved):
+    answered: list[dict[str, Any]] = []  # one per question: what the engine said, and the truth
+    for q, docs in zip(questions, retrieved):
         t = time.perf_counter()
         answer = engine.ask(q["question"])
         seconds.append(time.perf_counter() - t)
@@ -120,10 +79,8 @@ def main() -> None:
                 "answerable": q["id"] not in unanswerable,
                 "text": text,
                 "confidence": answer.confidence,
-                "em": max(float(normalize(text) == normalize(g)) for g in q["answers"])
-                if text
-                else 0.0,
-                "f1": max(f1(text, g) for g in q["answers"]) if text else 0.0,
+                "em": exact(text, q["answers"]) if text else 0.0,
+                "f1": best_f1(text, q["answers"]) if text else 0.0,
                 "retrieved": q["context_id"] in [d.doc_id for d in docs],
                 "cited_gold": q["context_id"] in [c.doc_id for c in answer.citations],
                 "outside": outside,

@@ -19,7 +19,7 @@ from rag.generator import (
     PACKAGED,
     Generation,
     HFGenerator,
-    _StopFilter,
+    StopFilter,
     load_generator,
 )
 
@@ -119,7 +119,7 @@ def test_too_long_a_prompt_is_refused(gemma: HFGenerator) -> None:
 
 def test_stop_filter_never_passes_on_a_stop_string() -> None:
     out: list[str] = []
-    feed = _StopFilter(["\n", "Question:"], out.append).feed
+    feed = StopFilter(["\n", "Question:"], out.append).feed
     for piece in [" Guido ", "van ", "Rossum Ques", "tion: who", "\nmore"]:
         feed(piece)
     feed("", final=True)
@@ -128,7 +128,7 @@ def test_stop_filter_never_passes_on_a_stop_string() -> None:
 
 def test_stop_filter_sends_held_back_text_once_it_is_not_a_stop() -> None:
     out: list[str] = []
-    sink = _StopFilter(["Question:"], out.append)
+    sink = StopFilter(["Question:"], out.append)
     sink.feed("Paris Ques")
     assert out == ["Paris "]
     sink.feed("t", final=True)

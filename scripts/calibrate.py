@@ -1,0 +1,89 @@
+"""Fit the engine's abstention model on SQuAD-style data.
+
+Half the sampled questions (by default) lose their gold paragraph from the index.
+Every question is answered with abstention off; the signals of each answer are
+then scored by how well they tell the two halves apart (area under the ROC curve),
+a logistic model is fitted on the signals `rag.confidence.WEIGHTS` names, and the
+threshold is chosen that answers --answer-rate of the answerable questions.
+
+    python scripts/calibrate.py --questions 400 --seed 3 --remove-gold 0.5
+
+Print-only: copy the weights, bias and threshold into rag/confidence.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from squad import DEFAULT_DATA, build_index, sample
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Probability that an answerable question scores above an unanswerable one."""
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    greater = (pos[:, None] > neg[None, :]).mean()
+    ties = (pos[:, None] == neg[None, :]).mean()
+    return float(greater + 0.5 * ties)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, steps: int = 5000) -> tuple[np.ndarray, float]:
+    """Weights and bias on the raw features (fitted on standardized ones, lightly L2'd)."""
+    mu, sd = x.mean(0), x.std(0) + 1e-9
+    z = (x - mu) / sd
+    w, b = np.zeros(z.shape[1]), 0.0
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(z @ w + b)))
+        g = p - y
+        w -= 0.1 * (z.T @ g / len(y) + 0.001 * w)
+        b -= 0.1 * float(g.mean())
+    return w / sd, b - float((w * mu / sd).sum())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--questions", type=int, default=400)
+    ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--remove-gold", type=float, default=0.5, metavar="F")
+    ap.add_argument("--answer-rate", type=float, default=0.9)
+    ap.add_argument("-k", type=int, default=3)
+    ap.add_argument("--index", type=Path, default=None)
+    args = ap.parse_args()
+
+    from rag.confidence import WEIGHTS
+    from rag.engine import QueryEngine
+
+    drawn = sample(args.data, args.questions, args.seed, args.remove_gold)
+    index = build_index(args.data, args.index, drawn.removed)
+    engine = QueryEngine(index, k=args.k, min_confidence=0.0)
+    rows, labels = [], []
+    for q in drawn.questions:
+        answer = engine.ask(q["question"])
+        if answer.signals is None:  # nothing retrieved
+            continue
+        rows.append(answer.signals)
+        labels.append(0 if q["id"] in drawn.unanswerable else 1)
+    y = np.array(labels)
+    print(f"{len(y)} questions, {int((y == 0).sum())} without their paragraph")
+    names = ["similarity", "overlap", "answer_logprob"]
+    table = {n: np.array([getattr(s, n) for s in rows], dtype=float) for n in names}
+    for n in names:
+        v = table[n]
+        print(f"  {n:15s} AUC {auc(v, y):.3f}  mean answerable {v[y == 1].mean():.3f}, "
+              f"unanswerable {v[y == 0].mean():.3f}")  # fmt: skip
+    used = list(WEIGHTS)
+    w, b = fit_logistic(np.stack([table[n] for n in used], 1), y)
+    z = np.stack([table[n] for n in used], 1) @ w + b
+    p = 1 / (1 + np.exp(-z))
+    threshold = float(np.quantile(p[y == 1], 1 - args.answer_rate))
+    print("fitted: WEIGHTS = {" + ", ".join(f'"{n}": {x:.2f}' for n, x in zip(used, w)) + "}")
+    print(f"        BIAS = {b:.2f}   AUC {auc(z, y):.3f}")
+    answers, abstains = np.mean(p[y == 1] >= threshold), np.mean(p[y == 0] < threshold)
+    print(f"        MIN_CONFIDENCE = {threshold:.2f}: answers {answers:.1%} of answerable, "
+          f"abstains on {abstains:.1%} of unanswerable")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Shared by the SQuAD-style evaluation scripts: sampling, scoring, the index.
+
+A sample of questions is drawn with a seed; for a fraction of them the gold
+paragraph is left out of the index, so that they have no answer in it. A removed
+paragraph is never the gold one of a question kept as answerable.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import random
+import re
+import string
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "squad-tune"
+
+
+def normalize(text: str) -> str:
+    """SQuAD answer normalization: lower case, no punctuation or articles, single spaces."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def f1(prediction: str, gold: str) -> float:
+    p, g = normalize(prediction).split(), normalize(gold).split()
+    common = sum((collections.Counter(p) & collections.Counter(g)).values())
+    if not p or not g or common == 0:
+        return float(p == g)
+    precision, recall = common / len(p), common / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+def exact(prediction: str, golds: list[str]) -> float:
+    return max(float(normalize(prediction) == normalize(g)) for g in golds)
+
+
+def best_f1(prediction: str, golds: list[str]) -> float:
+    return max(f1(prediction, g) for g in golds)
+
+
+@dataclass
+class Sample:
+    questions: list[dict[str, Any]]  # unanswerable ones first
+    unanswerable: set[str]  # question ids
+    removed: set[str]  # paragraph ids left out of the index
+
+
+def sample(data: Path, n: int, seed: int, remove: float) -> Sample:
+    rows = [json.loads(line) for line in (data / "qa.jsonl").open()]
+    drawn = random.Random(seed).sample(rows, min(n, len(rows)))
+    unanswerable = {q["id"] for q in drawn[: int(len(drawn) * remove)]}
+    removed = {q["context_id"] for q in drawn if q["id"] in unanswerable}
+    kept = [q for q in drawn if q["id"] in unanswerable] + [
+        q for q in drawn if q["id"] not in unanswerable and q["context_id"] not in removed
+    ]
+    return Sample(kept, unanswerable, removed)
+
+
+def build_index(data: Path, folder: Path | None, removed: set[str]) -> Any:
+    """The index of every paragraph not in ``removed`` (a temporary folder if None)."""
+    from rag.index import Index
+
+    folder = folder or Path(tempfile.mkdtemp(prefix="rag-qa-")) / "index"
+    corpus = folder.parent / "corpus.jsonl"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with (data / "corpus.jsonl").open() as src, corpus.open("w") as dst:
+        for line in src:
+            if json.loads(line)["_id"] not in removed:
+                dst.write(line)
+    index = Index.open_or_create(folder)
+    t0 = time.perf_counter()
+    index.add(corpus)
+    print(f"indexed {index.status().documents} paragraphs in {time.perf_counter() - t0:.0f}s")
+    return index
