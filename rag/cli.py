@@ -334,7 +334,7 @@ def search(
     "--min-confidence",
     type=click.FloatRange(0.0, 1.0),
     default=None,
-    help="Abstain below this confidence (default: the calibrated 0.30; 0 never abstains).",
+    help="Abstain below this confidence (default: the calibrated 0.25; 0 never abstains).",
 )
 @click.option(
     "--json",
@@ -380,6 +380,7 @@ def ask(
             answer_mode=answer_mode,
             min_confidence=MIN_CONFIDENCE if min_confidence is None else min_confidence,
         )
+        _ = engine.generator  # a bad generator name fails now, whatever the questions
         if questions is not None:
             rows = list(_read_jsonl(questions, "id", "question"))
             for start in range(0, len(rows), BATCH_QUESTIONS):
@@ -400,11 +401,7 @@ def _print_answer(answer: Answer) -> None:
 
     if answer.abstained:
         if answer.generated:  # it was streamed above: say why it does not stand
-            why = (
-                " (no passage supports it)"
-                if not answer.supported
-                else f" (confidence {answer.confidence:.2f} is too low)"
-            )
+            why = "" if answer.supported else " (no passage supports it)"
             click.echo(f"\nThe answer above is withdrawn{why}.")
         click.echo(NOT_FOUND)
         if answer.passages:

@@ -15,11 +15,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-# fitted weights (scripts/calibrate.py on 400 SQuAD tune questions, seed 3; AUC 0.80)
-WEIGHTS = {"similarity": 5.10, "overlap": 4.30}
-BIAS = -4.78
-# Below this the engine abstains: it then answers about 90 % of answerable questions.
-MIN_CONFIDENCE = 0.30
+# Fitted by `python scripts/calibrate.py --questions 400 --seed 3 --remove-gold 0.5`:
+# 367 questions, 200 of them without their paragraph; AUC 0.82.
+WEIGHTS = {"similarity": 5.78, "overlap": 4.28}
+BIAS = -5.34
+# Below this the engine abstains. On that run it answered 89.8 % of the answerable
+# questions and abstained on 43.5 % of the others: the signals cannot do both of
+# answering 90 % and abstaining on 80 %, and answering was preferred (every answer
+# is cited in any case). Raise it to abstain more: at 0.5, about 70 % / 70 %.
+MIN_CONFIDENCE = 0.25
 
 
 @dataclass(frozen=True)

@@ -229,26 +229,27 @@ class QueryEngine:
         if not hits:
             return Answer(question, NOT_FOUND, abstained=True, mode=mode)
         ranked = rank_sentences(question, [h.text for h in hits], self.index.embedder)
+        best = ranked[0] if ranked else None
+        signals = Signals(best.similarity, best.overlap) if best else Signals(0.0, 0.0)
+        sure = confidence(signals)
+        if sure < self.min_confidence:
+            # decided before generating: nothing is streamed that would then be withdrawn
+            log.info("confidence %.2f is below %.2f; not answering", sure, self.min_confidence)
+            return Answer(question, NOT_FOUND, [], hits, True, True, sure, mode, "", signals)
         if mode == EXTRACTIVE:
             gen, cited = self._extract(question, hits, ranked, on_token)
             passages = hits
         else:
             passages = self._fit_passages(question, hits)
             if not passages:
-                return Answer(question, NOT_FOUND, passages=hits, abstained=True, mode=mode)
+                return Answer(question, NOT_FOUND, [], hits, True, True, sure, mode, "", signals)
             prompt = build_prompt(question, [p.text for p in passages])
             gen = self.generator.generate(
                 prompt, max_new_tokens=self.max_new_tokens, stop=STOP, on_token=on_token
             )
             cited = attribute(gen.text, [p.text for p in passages])
         text = gen.text.strip()
-        best = ranked[0] if ranked else None
-        signals = Signals(
-            similarity=best.similarity if best else 0.0,
-            overlap=best.overlap if best else 0.0,
-            answer_logprob=_mean(gen.token_logprobs),
-        )
-        sure = confidence(signals)
+        signals = replace(signals, answer_logprob=_mean(gen.token_logprobs))
         withdrawn = Answer(question, NOT_FOUND, [], passages, True, True, sure, mode, text, signals)
         if not text or _normalize(text) in {"not found", "notfound", "none", "unknown"}:
             return withdrawn
@@ -256,10 +257,6 @@ class QueryEngine:
             # never give an answer that cannot be cited
             log.info("answer %r could not be tied to any passage; withdrawn", text)
             return replace(withdrawn, supported=False)
-        if sure < self.min_confidence:
-            log.info("answer %r withdrawn: confidence %.2f is below %.2f", text, sure,
-                     self.min_confidence)  # fmt: skip
-            return withdrawn
         citations = [Citation.of(n, passages[n - 1], text) for n in cited]
         marked = text + "".join(f" [{n}]" for n in cited)
         return Answer(question, marked, citations, passages, False, True, sure, mode, text, signals)

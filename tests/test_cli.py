@@ -152,13 +152,14 @@ def test_default_index_location_from_environment(tmp_path: Path, corpus: Path) -
 def test_uncitable_answer_is_withdrawn_on_the_cli(tmp_path: Path, corpus: Path) -> None:
     register_generator("fake-nonsense", lambda: EchoGenerator("Purple elephants juggle"))
     index = build(tmp_path, corpus)
-    code, out, _ = run("ask", "why?", "--index", str(index), "--generator", "fake-nonsense")
+    never = ("--min-confidence", "0")
+    code, out, _ = run("ask", "why?", "--index", str(index), "--generator", "fake-nonsense", *never)
     assert code == 0
     assert "Purple elephants juggle" in out  # streamed as generated
     assert "withdrawn (no passage supports it)" in out
     assert "Not found in the indexed documents." in out and "Closest passages:" in out
     code, out, _ = run(
-        "ask", "why?", "--index", str(index), "--generator", "fake-nonsense", "--json"
+        "ask", "why?", "--index", str(index), "--generator", "fake-nonsense", "--json", *never
     )
     answer = json.loads(out)
     assert answer["abstained"] and not answer["supported"] and answer["citations"] == []

@@ -81,10 +81,12 @@ def test_extractive_answer_not_copied_is_withdrawn(index: Index) -> None:
 
 
 def test_low_confidence_abstains_and_keeps_the_closest_passages(index: Index) -> None:
-    engine = QueryEngine(index, EchoGenerator(), min_confidence=1.0)
+    gen = EchoGenerator()
+    engine = QueryEngine(index, gen, min_confidence=1.0)
     answer = engine.ask("What does the forward process of a diffusion model add to the data?")
     assert answer.abstained and answer.supported and answer.text == NOT_FOUND
-    assert answer.generated and answer.passages and answer.confidence < 1.0
+    assert answer.passages and answer.confidence < 1.0 and answer.signals is not None
+    assert gen.prompts == [] and answer.generated == "", "decided before generating"
     sure = QueryEngine(index, EchoGenerator(), min_confidence=0.0).ask(answer.question)
     assert not sure.abstained and sure.confidence == answer.confidence
 
@@ -105,7 +107,10 @@ def test_find_span_matches_whole_words_across_white_space() -> None:
 
 
 def test_unsupported_answer_is_withdrawn(index: Index) -> None:
-    answer = QueryEngine(index, EchoGenerator("Purple elephants juggle xylophones")).ask("why?")
+    engine = QueryEngine(
+        index, EchoGenerator("Purple elephants juggle xylophones"), min_confidence=0
+    )
+    answer = engine.ask("why do diffusion models add noise?")
     assert not answer.supported and answer.citations == []
     assert answer.abstained and answer.text == NOT_FOUND and answer.passages
     assert answer.generated == "Purple elephants juggle xylophones"

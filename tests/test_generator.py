@@ -17,6 +17,7 @@ from rag.errors import InvalidValue, ModelError
 from rag.generator import (
     DEFAULT_GENERATOR,
     PACKAGED,
+    CopyFrom,
     Generation,
     HFGenerator,
     StopFilter,
@@ -69,6 +70,56 @@ def test_packaged_model_answers_with_a_span(
     assert expected in gen.text
     assert "\n" not in gen.text
     assert len(gen.text) < 40
+
+
+@pytest.mark.models
+@pytest.mark.parametrize(
+    ("passage", "question"),
+    [
+        (
+            "Oxygen was discovered independently by Carl Wilhelm Scheele, in Uppsala, in 1773 "
+            "or earlier, and Joseph Priestley in Wiltshire, in 1774.",
+            "What was the occupation of Joseph Priestley?",  # not in the passage
+        ),
+        (
+            "The committee chose the city of Lyon for the 2031 meeting, ahead of Porto.",
+            "Which country hosted the meeting?",  # the model would like to say a country
+        ),
+        (
+            "Tesla attended the university as an auditor, so he received no grades.",
+            "How did Tesla attend the university?",
+        ),
+    ],
+)
+def test_copy_constraint_gives_a_whole_word_span_of_the_source(
+    gemma: HFGenerator, passage: str, question: str
+) -> None:
+    from rag.engine import find_span
+
+    streamed: list[str] = []
+    copy = CopyFrom([passage], frozenset(question.lower().rstrip("?").split()))
+    gen = gemma.generate(
+        ask(passage, question), max_new_tokens=24, stop=["\n"], on_token=streamed.append,
+        copy_from=copy,
+    )  # fmt: skip
+    assert gen.text and find_span(gen.text, passage) is not None, gen.text
+    assert gen.text.lower() not in {"a", "an", "the", "in", "and", "of"}
+    assert "".join(streamed) == gen.text
+    assert len(gen.token_logprobs) == gen.completion_tokens
+
+
+@pytest.mark.models
+def test_copy_constraint_on_several_sources_keeps_to_one(gemma: HFGenerator) -> None:
+    from rag.engine import find_span
+
+    sources = ["The bridge opened in 1932 after six years of work.", "It is 503 metres long."]
+    gen = gemma.generate(
+        ask(" ".join(sources), "How long is the bridge?"),
+        max_new_tokens=16,
+        stop=["\n"],
+        copy_from=CopyFrom(sources),
+    )
+    assert any(find_span(gen.text, s) for s in sources), gen.text
 
 
 @pytest.mark.models

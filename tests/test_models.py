@@ -11,6 +11,8 @@ from click.testing import CliRunner
 
 from rag import Index, QueryEngine
 from rag.cli import cli
+from rag.confidence import MIN_CONFIDENCE
+from rag.engine import NOT_FOUND
 from tests.conftest import CORPUS, ROOT
 
 pytestmark = pytest.mark.models
@@ -58,6 +60,28 @@ def test_ask_gives_a_cited_answer_from_the_right_file(index: Index) -> None:
     source = (CORPUS / cited.doc_id).read_text()
     assert source[cited.start : cited.end] == answer.passages[cited.n - 1].text
     assert "".join(streamed).strip() and "".join(streamed).strip() in answer.text
+    # extractive by default: the answer is a span of the source, and the citation says where
+    assert answer.mode == "extractive"
+    assert cited.quote_start is not None and cited.quote_end is not None
+    quoted = source[cited.quote_start : cited.quote_end]
+    assert " ".join(quoted.split()) == answer.generated
+    assert cited.quote_line == source.count("\n", 0, cited.quote_start) + 1
+
+
+def test_generative_mode_with_real_models_is_cited(index: Index) -> None:
+    answer = QueryEngine(index, answer_mode="generative").ask(
+        "Which component of a GAN tries to tell real samples from generated ones?"
+    )
+    assert answer.mode == "generative"
+    assert not answer.abstained and answer.supported and answer.citations
+    assert "discriminator" in answer.text.lower()
+
+
+def test_question_the_documents_do_not_answer_gets_no_answer(index: Index) -> None:
+    answer = QueryEngine(index).ask("At what temperature does mercury boil at sea level?")
+    assert answer.abstained and answer.text == NOT_FOUND
+    assert answer.passages, "the closest passages are shown instead"
+    assert answer.confidence < MIN_CONFIDENCE
 
 
 def test_cli_ask_json_and_batch_with_real_models(index_dir: Path, tmp_path: Path) -> None:
