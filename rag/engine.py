@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import re
 import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from rag.confidence import MIN_CONFIDENCE, Signals, confidence
 from rag.errors import InvalidValue
@@ -237,7 +239,7 @@ class QueryEngine:
             log.info("confidence %.2f is below %.2f; not answering", sure, self.min_confidence)
             return Answer(question, NOT_FOUND, [], hits, True, True, sure, mode, "", signals)
         if mode == EXTRACTIVE:
-            gen, cited = self._extract(question, hits, ranked, on_token)
+            gen, cited = self._extract(question, ranked, on_token)
             passages = hits
         else:
             passages = self._fit_passages(question, hits)
@@ -262,21 +264,20 @@ class QueryEngine:
         return Answer(question, marked, citations, passages, False, True, sure, mode, text, signals)
 
     def _extract(
-        self,
-        question: str,
-        hits: list[Hit],
-        ranked: list[Sentence],
-        on_token: TokenCallback | None,
+        self, question: str, ranked: list[Sentence], on_token: TokenCallback | None
     ) -> tuple[Generation, list[int]]:
         """A span copied from the best sentences, and the passages (1-based) holding it."""
         chosen = sorted(ranked[: self.sentences], key=lambda s: (s.passage, s.start))
         reading = [s.text for s in chosen]
+        extra: dict[str, Any] = {}
+        if _takes_copy_from(self.generator):
+            extra["copy_from"] = CopyFrom(reading, frozenset(content_words(question)))
         gen = self.generator.generate(
             build_extract_prompt(question, " ".join(reading)),
             max_new_tokens=self.max_new_tokens,
             stop=STOP,
             on_token=on_token,
-            copy_from=CopyFrom(reading, frozenset(content_words(question))),
+            **extra,
         )
         # verified, not trusted: a generator that cannot constrain decoding may paraphrase
         cited = [s.passage + 1 for s in chosen if find_span(gen.text, s.text) is not None]
@@ -322,6 +323,15 @@ def find_span(answer: str, text: str) -> tuple[int, int] | None:
     tail = r"(?!\w)" if words[-1][-1:].isalnum() else ""
     m = re.search(head + body + tail, text)
     return (m.start(), m.end()) if m else None
+
+
+def _takes_copy_from(generator: Generator) -> bool:
+    """Whether ``generate`` takes ``copy_from`` (generators written before it do not)."""
+    try:
+        params = inspect.signature(generator.generate).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == "copy_from" or p.kind is p.VAR_KEYWORD for p in params)
 
 
 def _mean(values: Sequence[float]) -> float:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,6 +79,26 @@ def test_extractive_answer_not_copied_is_withdrawn(index: Index) -> None:
     answer = engine.ask("What does the forward process of a diffusion model add to the data?")
     assert answer.abstained and not answer.supported and answer.text == NOT_FOUND
     assert answer.generated == "diffusion adds noise slowly" and answer.passages
+
+
+class _OlderGenerator(EchoGenerator):
+    """Written against the protocol before ``copy_from``: quotes four words it was shown."""
+
+    def generate(  # type: ignore[override]
+        self, prompt: str, *, max_new_tokens: int = 64, stop: Any = (), on_token: Any = None
+    ) -> Any:
+        self.reply = " ".join(prompt.rsplit("Passage: ", 1)[-1].split()[:4])
+        return super().generate(prompt, max_new_tokens=max_new_tokens, stop=stop)
+
+
+def test_generator_without_copy_from_still_answers_extractively(index: Index) -> None:
+    gen = _OlderGenerator()
+    answer = QueryEngine(index, gen, min_confidence=0.0).ask(
+        "What does the forward process of a diffusion model add to the data?"
+    )
+    assert gen.prompts and gen.copied == [None]
+    assert answer.mode == "extractive" and not answer.abstained and answer.citations
+    assert answer.citations[0].quote_start is not None
 
 
 def test_low_confidence_abstains_and_keeps_the_closest_passages(index: Index) -> None:
