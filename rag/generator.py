@@ -101,7 +101,9 @@ class Generation:
 
     ``token_logprobs`` has one entry per generated token, including the token that
     completed a stop string or the end-of-sequence token, so ``len(token_logprobs) ==
-    completion_tokens``; their mean, exponentiated, is a rough confidence.
+    completion_tokens``. They are the model's own log-probabilities, before any
+    constraint (``copy_from``) narrowed the choice: a copied span the model would not
+    have written gets low ones. A remote generator may report none.
     """
 
     text: str
@@ -228,15 +230,16 @@ class HFGenerator:
                 **inputs,
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
-                output_scores=True,
+                output_logits=True,
                 return_dict_in_generate=True,
                 pad_token_id=tokenizer.eos_token_id if pad is None else pad,
                 **extra,
             )
         new = out.sequences[0, prompt_tokens:]
+        # the model's own probabilities, before any constraint renormalized them
         logprobs = [
             float(torch.log_softmax(step[0].float(), dim=-1)[token])
-            for step, token in zip(out.scores, new.tolist())
+            for step, token in zip(out.logits, new.tolist())
         ]
         text = tokenizer.decode(new, skip_special_tokens=True)
         return Generation(

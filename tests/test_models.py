@@ -53,7 +53,6 @@ def test_ask_gives_a_cited_answer_from_the_right_file(index: Index) -> None:
         on_token=streamed.append,
     )
     assert not answer.abstained
-    assert "discriminator" in answer.text.lower()
     assert answer.supported and answer.citations
     cited = answer.citations[0]
     assert cited.doc_id == "generative-adversarial-networks.md"
@@ -66,6 +65,30 @@ def test_ask_gives_a_cited_answer_from_the_right_file(index: Index) -> None:
     quoted = source[cited.quote_start : cited.quote_end]
     assert " ".join(quoted.split()) == answer.generated
     assert cited.quote_line == source.count("\n", 0, cited.quote_start) + 1
+
+
+def test_extractive_answers_to_the_corpus_questions(index: Index) -> None:
+    """Quality, not luck: over the corpus's 20 questions with their reference answers."""
+    from rag.engine import find_span
+
+    rows = [json.loads(line) for line in QUESTIONS.read_text().splitlines() if line.strip()]
+    answers = QueryEngine(index).ask_batch([r["question"] for r in rows])
+    answered = [(r, a) for r, a in zip(rows, answers) if not a.abstained]
+    assert len(answered) >= 15, [a.question for a in answers if a.abstained]
+    for _, a in answered:  # every answer is a verbatim span of a passage it cites
+        assert any(find_span(a.generated, a.passages[c.n - 1].text) for c in a.citations), a
+    right_file = sum(r["file"] in {c.doc_id for c in a.citations} for r, a in answered)
+    assert right_file >= 0.8 * len(answered)
+    overlap = [_token_f1(a.generated, r["answer"]) for r, a in answered]
+    assert sum(overlap) / len(rows) >= 0.25, list(zip([a.generated for _, a in answered], overlap))
+
+
+def _token_f1(prediction: str, gold: str) -> float:
+    p, g = prediction.lower().split(), gold.lower().split()
+    common = sum(min(p.count(w), g.count(w)) for w in set(p))
+    if common == 0:
+        return 0.0
+    return 2 * common / (len(p) + len(g))
 
 
 def test_generative_mode_with_real_models_is_cited(index: Index) -> None:
