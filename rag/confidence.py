@@ -5,9 +5,12 @@ questions of which half had their gold paragraph removed from the index
 (``scripts/calibrate.py``). Its value estimates the probability that the answer is
 in the documents, for a question as likely answerable as not.
 
-Signals measured and left out because they did not separate the two halves (area
-under the ROC curve near 0.5): the mean and first-token log-probability of the
-model's answer, and agreement between answers read from different sentences.
+Signals measured and left out because they separate the two halves poorly (area
+under the ROC curve, same run): the mean log-probability of the model's answer
+(0.61; it is known only after generating, and the decision is taken before, so that
+nothing streamed is then withdrawn) and agreement between answers read from
+different sentences (0.47 on a smaller sample). Similarity alone scores 0.75,
+overlap alone 0.77, the two together 0.82.
 """
 
 from __future__ import annotations
