@@ -14,6 +14,8 @@ Print-only: copy the weights, bias and threshold into rag/confidence.py.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +52,7 @@ def main() -> None:
     ap.add_argument("--answer-rate", type=float, default=0.9)
     ap.add_argument("-k", type=int, default=3)
     ap.add_argument("--index", type=Path, default=None)
+    ap.add_argument("--save", type=Path, default=None, help="write each answer's signals (JSONL)")
     args = ap.parse_args()
 
     from rag.confidence import WEIGHTS
@@ -58,13 +61,17 @@ def main() -> None:
     drawn = sample(args.data, args.questions, args.seed, args.remove_gold)
     index = build_index(args.data, args.index, drawn.removed)
     engine = QueryEngine(index, k=args.k, min_confidence=0.0)
-    rows, labels = [], []
+    rows, labels, saved = [], [], []
     for q in drawn.questions:
         answer = engine.ask(q["question"])
         if answer.signals is None:  # nothing retrieved
             continue
         rows.append(answer.signals)
         labels.append(0 if q["id"] in drawn.unanswerable else 1)
+        saved.append({"question": q["question"], "answer": answer.generated,
+                      "answerable": labels[-1], **dataclasses.asdict(answer.signals)})  # fmt: skip
+    if args.save:
+        args.save.write_text("".join(json.dumps(row) + "\n" for row in saved))
     y = np.array(labels)
     print(f"{len(y)} questions, {int((y == 0).sum())} without their paragraph")
     names = ["similarity", "overlap", "answer_logprob"]
