@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("-k", type=int, default=3, help="passages given to the generator")
     ap.add_argument("--mode", default="hybrid", help="retrieval mode")
     ap.add_argument("--answer-mode", default=None, help="extractive or generative")
+    ap.add_argument("--sentences", type=int, default=1, help="sentences read (extractive)")
     ap.add_argument("--generator", default=None)
     ap.add_argument("--remove-gold", type=float, default=0.0, metavar="F")
     ap.add_argument("--index", type=Path, default=None)
@@ -61,6 +62,7 @@ def main() -> None:
         mode=args.mode,
         answer_mode=args.answer_mode or DEFAULT_ANSWER_MODE,
         min_confidence=0.0,
+        sentences=args.sentences,
     )
     engine.ask("warm-up question?")  # load the generator before timing
     seconds: list[float] = []
