@@ -244,6 +244,8 @@ class QueryEngine:
             log.info("confidence %.2f is below %.2f; not answering", sure, self.min_confidence)
             return Answer(question, NOT_FOUND, [], hits, True, True, sure, mode, "", signals)
         if mode == EXTRACTIVE:
+            if not ranked:  # headings only: no sentence to copy from
+                return Answer(question, NOT_FOUND, [], hits, True, True, sure, mode, "", signals)
             gen, cited = self._extract(question, ranked, on_token)
             passages = hits
         else:

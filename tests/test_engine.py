@@ -119,6 +119,18 @@ def test_confidence_is_higher_for_a_question_the_documents_answer(index: Index) 
     assert inside.confidence > outside.confidence
 
 
+def test_passages_without_a_sentence_get_no_extractive_answer(
+    tmp_path: Path, embedder: HashEmbedder
+) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "toc.md").write_text("# Contents\n\n## Diffusion models\n\n## GANs\n")
+    idx = Index.create(tmp_path / "idx", Settings(embedder=embedder.name), embedder)
+    idx.add(tmp_path / "docs")
+    gen = EchoGenerator()
+    answer = QueryEngine(idx, gen, min_confidence=0.0).ask("what are diffusion models?")
+    assert answer.abstained and answer.passages and gen.prompts == []
+
+
 def test_find_span_matches_whole_words_across_white_space() -> None:
     text = "It opened in\n1889 as the arch of the fair; directly elected."
     assert find_span("in 1889", text) == (text.index("in\n"), text.index(" as"))
