@@ -538,10 +538,14 @@ def _copy_constraint(tokenizer: Any, start: int, copy: CopyFrom, stops: Sequence
     discouraged = {w.lower() for w in copy.discouraged}
     top = 48
 
-    def occurs(span: str, whole: bool) -> bool:
+    def at_words(span: str, whole: bool) -> re.Pattern[str]:
+        """``span`` starting at a word boundary (and ending at one, if ``whole``)."""
         head = r"(?<!\w)" if span[:1].isalnum() else ""
         tail = r"(?!\w)" if whole and span[-1:].isalnum() else ""
-        pattern = re.compile(head + re.escape(span) + tail)
+        return re.compile(head + re.escape(span) + tail)
+
+    def occurs(span: str, whole: bool) -> bool:
+        pattern = at_words(span, whole)
         return any(pattern.search(t) for t in texts)
 
     def complete(span: str) -> bool:
@@ -557,8 +561,7 @@ def _copy_constraint(tokenizer: Any, start: int, copy: CopyFrom, stops: Sequence
         """
         if not so_far:
             return first_tokens
-        head = r"(?<!\w)" if so_far[:1].isalnum() else ""
-        pattern = re.compile(head + re.escape(so_far))
+        pattern = at_words(so_far, whole=False)
         rests = {t[m.end() : m.end() + 24] for t in texts for m in pattern.finditer(t)}
         firsts = (
             tokenizer([r for r in rests if r], add_special_tokens=False)["input_ids"]
@@ -587,7 +590,8 @@ def _copy_constraint(tokenizer: Any, start: int, copy: CopyFrom, stops: Sequence
                 out.append(token)
         if complete(so_far):
             out.extend(sorted(ends))
-        return out or sorted(ends)
+        # a model without an end-of-sequence token still gets one token to go on with
+        return out or sorted(ends) or best[:1]
 
     class _Copy(LogitsProcessor):
         def __call__(self, input_ids: Any, scores: Any) -> Any:
