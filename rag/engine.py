@@ -239,19 +239,20 @@ class QueryEngine:
         best = ranked[0] if ranked else None
         signals = Signals(best.similarity, best.overlap) if best else Signals(0.0, 0.0)
         sure = confidence(signals)
+        unanswered = Answer(question, NOT_FOUND, [], hits, True, True, sure, mode, "", signals)
         if sure < self.min_confidence:
             # decided before generating: nothing is streamed that would then be withdrawn
             log.info("confidence %.2f is below %.2f; not answering", sure, self.min_confidence)
-            return Answer(question, NOT_FOUND, [], hits, True, True, sure, mode, "", signals)
+            return unanswered
         if mode == EXTRACTIVE:
             if not ranked:  # headings only: no sentence to copy from
-                return Answer(question, NOT_FOUND, [], hits, True, True, sure, mode, "", signals)
+                return unanswered
             gen, cited = self._extract(question, ranked, on_token)
             passages = hits
         else:
             passages = self._fit_passages(question, hits)
             if not passages:
-                return Answer(question, NOT_FOUND, [], hits, True, True, sure, mode, "", signals)
+                return unanswered
             prompt = build_prompt(question, [p.text for p in passages])
             gen = self.generator.generate(
                 prompt, max_new_tokens=self.max_new_tokens, stop=STOP, on_token=on_token

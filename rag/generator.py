@@ -305,11 +305,16 @@ def load_generator(name: str | None = None) -> Generator:
     factory = _REGISTRY.get(name)
     if factory is not None:
         return factory()
-    if name.startswith(("http://", "https://")):
+    if is_endpoint(name):
         from rag.remote import RemoteGenerator  # imported here: it builds on this module
 
         return RemoteGenerator(name)
     return HFGenerator(name)
+
+
+def is_endpoint(name: str) -> bool:
+    """Whether ``name`` is the URL of an OpenAI-compatible endpoint."""
+    return name.startswith(("http://", "https://"))
 
 
 def _locate(name: str) -> Path | str:
@@ -532,7 +537,6 @@ def _copy_constraint(tokenizer: Any, start: int, copy: CopyFrom, stops: Sequence
     texts = [_squeeze(s) for s in copy.sources if s.strip()]
     if not texts:
         raise InvalidValue("copy_from must hold at least one non-empty text")
-    token_lists = [tokenizer(" " + t, add_special_tokens=False)["input_ids"] for t in texts]
     eos = tokenizer.eos_token_id
     ends = {eos} if isinstance(eos, int) else set(eos or [])
     discouraged = {w.lower() for w in copy.discouraged}
@@ -551,7 +555,10 @@ def _copy_constraint(tokenizer: Any, start: int, copy: CopyFrom, stops: Sequence
     def complete(span: str) -> bool:
         return bool(span) and _says_something(span) and occurs(span, whole=True)
 
-    first_tokens = {t for ids in token_lists for t in ids}
+    spaced = [" " + t for t in texts]
+    first_tokens = {
+        t for ids in tokenizer(spaced, add_special_tokens=False)["input_ids"] for t in ids
+    }
 
     def follows(so_far: str) -> set[int]:
         """The first token of what follows ``so_far`` at each place a source has it.

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from rag.errors import InvalidValue, ModelError
-from rag.generator import CopyFrom, Generation, StopFilter, cut_at_stop
+from rag.generator import CopyFrom, Generation, StopFilter, cut_at_stop, is_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +30,6 @@ DEFAULT_TIMEOUT = 120.0
 DEFAULT_CONTEXT_WINDOW = 8192
 CHARS_PER_TOKEN = 3.0  # a cautious estimate: the server's tokenizer is not at hand
 MAX_STOPS = 4  # the OpenAI API takes at most four stop strings
-
-
-def is_endpoint(name: str) -> bool:
-    return name.startswith(("http://", "https://"))
 
 
 class RemoteGenerator:

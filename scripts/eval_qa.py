@@ -16,17 +16,12 @@ reports abstention on them and on the answerable rest separately.
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
 from squad import DEFAULT_DATA, best_f1, build_index, exact, sample
-
-
-def strip_citations(text: str) -> str:
-    return re.sub(r"\s*\[\d+\]", "", text).strip()
 
 
 def main() -> None:
@@ -71,7 +66,7 @@ def main() -> None:
         t = time.perf_counter()
         answer = engine.ask(q["question"])
         seconds.append(time.perf_counter() - t)
-        text = "" if answer.abstained else strip_citations(answer.text)
+        text = "" if answer.abstained else answer.generated
         cited = {c.n for c in answer.citations}
         outside = bool(text) and not any(
             find_span(text, answer.passages[n - 1].text) for n in cited
