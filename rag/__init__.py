@@ -15,32 +15,40 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rag.engine import Answer, Citation, QueryEngine
+    from rag.answer.engine import QueryEngine
     from rag.errors import RagError
-    from rag.index import Hit, Index
-    from rag.ingest import IngestReport
+    from rag.index import Index
+    from rag.ingest.pipeline import IngestReport
+    from rag.models.generation import CopyFrom
     from rag.settings import Settings
+    from rag.types import Answer, Citation, Document, Hit, Where
 
 _EXPORTS = {
-    "Answer": "rag.engine",
-    "Citation": "rag.engine",
-    "QueryEngine": "rag.engine",
-    "Hit": "rag.index",
+    "Answer": "rag.types",
+    "Citation": "rag.types",
+    "CopyFrom": "rag.models.generation",
+    "Document": "rag.types",
+    "Hit": "rag.types",
     "Index": "rag.index",
-    "IngestReport": "rag.ingest",
+    "IngestReport": "rag.ingest.pipeline",
+    "QueryEngine": "rag.answer.engine",
     "RagError": "rag.errors",
     "Settings": "rag.settings",
+    "Where": "rag.types",
 }
 
 __all__ = [
     "Answer",
     "Citation",
+    "CopyFrom",
+    "Document",
     "Hit",
     "Index",
     "IngestReport",
     "QueryEngine",
     "RagError",
     "Settings",
+    "Where",
 ]
 
 

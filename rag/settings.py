@@ -8,9 +8,23 @@ from typing import Any
 
 from rag.errors import InvalidValue
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 DEFAULT_GENERATOR = "gemma-3-270m"
+
+
+MIN_CHUNK_TOKENS = 16
+
+
+def check_chunking(tokens: int, overlap: int) -> None:
+    """Refuse a chunk size or overlap that chunking cannot work with."""
+    if tokens < MIN_CHUNK_TOKENS:
+        raise InvalidValue(f"chunk_tokens must be at least {MIN_CHUNK_TOKENS}, got {tokens}")
+    if not 0 <= overlap < tokens // 2:
+        raise InvalidValue(
+            f"chunk_overlap must be between 0 and {tokens // 2 - 1} (under half of "
+            f"chunk_tokens {tokens}), got {overlap}"
+        )
 
 
 @dataclass(frozen=True)
@@ -34,14 +48,7 @@ class Settings:
             raise InvalidValue("embedder must not be empty")
         if not self.generator.strip():
             raise InvalidValue("generator must not be empty")
-        if self.chunk_tokens < 16:
-            raise InvalidValue(f"chunk_tokens must be at least 16, got {self.chunk_tokens}")
-        if not 0 <= self.chunk_overlap < self.chunk_tokens // 2:
-            raise InvalidValue(
-                f"chunk_overlap must be between 0 and {self.chunk_tokens // 2 - 1}, "
-                f"got {self.chunk_overlap}"
-            )
-
+        check_chunking(self.chunk_tokens, self.chunk_overlap)
         if self.vector_index not in ("auto", "flat", "ivf"):
             raise InvalidValue(f"vector_index must be auto, flat or ivf, got {self.vector_index!r}")
         if self.ivf_threshold < 1000:

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -78,12 +77,6 @@ def help_wall_time(runs: int = 7) -> float:
     return statistics.median(times)
 
 
-def convex_fuse(parts: list[list[tuple[Any, float]]], alpha: float) -> list[tuple[Any, float]]:
-    from rag.fusion import convex
-
-    return convex(parts[0], parts[1], alpha) if len(parts) == 2 else parts[0]
-
-
 def measure_ingest(index: Any, corpus: Path, embedder: Any, skip_raw: bool) -> None:
     report = index.add(corpus)
     chunks = index.status().chunks
@@ -94,10 +87,9 @@ def measure_ingest(index: Any, corpus: Path, embedder: Any, skip_raw: bool) -> N
         from sqlalchemy import select
         from sqlalchemy.orm import Session
 
-        from rag.chunking import Chunk
-        from rag.documents import Document
-        from rag.ingest import embed_text
-        from rag.store import ChunkRow, DocumentRow
+        from rag.ingest.pipeline import embed_text
+        from rag.storage.schema import ChunkRow, DocumentRow
+        from rag.types import Chunk, Document
 
         with Session(index.store.engine) as s:
             rows = s.execute(
@@ -136,9 +128,9 @@ def main() -> None:
                     help="ingest only the first N documents; measure throughput only")  # fmt: skip
     args = ap.parse_args()
 
-    from rag.embedder import SentenceTransformerEmbedder
-    from rag.fusion import rrf
     from rag.index import Index
+    from rag.models.embedder import SentenceTransformerEmbedder
+    from rag.retrieval.fusion import DEFAULT_FUSION, FUSION_MODES, minmax, relative
     from rag.settings import Settings
 
     corpus = args.data / "corpus.jsonl"
@@ -173,25 +165,29 @@ def main() -> None:
     texts = [queries[q] for q in qids]
     print("retrieval, documents ranked by their best chunk (reference, SciFact test split: "
           "BM25 0.679, all-MiniLM-L6-v2 0.645, txtai hybrid 0.713):")  # fmt: skip
-    variants: list[tuple[str, str, Callable[..., Any] | None]] = [
-        ("dense", "dense", None),
-        ("lexical (FTS5 BM25)", "lexical", None),
-        ("hybrid (default: convex, alpha 0.5)", "hybrid", None),
-        ("hybrid, reciprocal rank fusion", "hybrid", rrf),
+    variants: list[tuple[str, str, str]] = [
+        ("dense", "dense", DEFAULT_FUSION),
+        ("lexical (FTS5 BM25)", "lexical", DEFAULT_FUSION),
     ]
     variants += [
-        (f"hybrid, convex alpha={a}", "hybrid", partial(convex_fuse, alpha=a)) for a in (0.3, 0.7)
+        (f"hybrid, {name}{' (default)' if name == DEFAULT_FUSION else ''}", "hybrid", name)
+        for name in FUSION_MODES
     ]
-    default_fuse = index.fuse
-    for label, mode, fuse in variants:
-        index.fuse = fuse or default_fuse  # type: ignore[method-assign]
+    for a in (0.3, 0.7):  # the weight of the dense side, for the weighted strategies
+        for strategy in (relative, minmax):
+            name = f"{strategy.__name__}-alpha{a}"
+            FUSION_MODES[name] = partial(strategy, alpha=a)
+            variants.append((f"hybrid, {strategy.__name__} alpha={a}", "hybrid", name))
+    for label, mode, fusion in variants:
         t0 = time.perf_counter()
-        results = index.search_documents(texts, 100, mode)
+        results = index.search_documents(texts, 100, mode, fusion=fusion)
         secs = time.perf_counter() - t0
         m = evaluate({q: [h.doc_id for h in hits] for q, hits in zip(qids, results)}, qrels)
         print(f"  {label:34s} nDCG@10 {m['nDCG@10']:.4f}  Recall@100 {m['Recall@100']:.4f}  "
               f"MRR@10 {m['MRR@10']:.4f}  ({len(qids) / secs:.0f} queries/s)")  # fmt: skip
-    index.fuse = default_fuse  # type: ignore[method-assign]
+    top = [h.score for hits in index.search_batch(texts[:200], 1) for h in hits]
+    print(f"  top hit's score, default hybrid, 200 queries: min {min(top):.3f}, "
+          f"median {statistics.median(top):.3f}, max {max(top):.3f}")  # fmt: skip
 
     lat = []
     for q in qids[:200]:

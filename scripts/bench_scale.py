@@ -25,11 +25,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.chunking import Chunk  # noqa: E402
-from rag.documents import Document  # noqa: E402
 from rag.index import Index  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-from rag.store import DocumentWrite, Store  # noqa: E402
+from rag.storage.store import DocumentWrite, Store  # noqa: E402
+from rag.types import Chunk, Document  # noqa: E402
 
 DIM = 384
 WORDS = np.array(
@@ -148,8 +147,8 @@ def real_recall(index_dir: Path, queries_file: Path) -> None:
     """IVF against exact search on the stored embeddings of a real index."""
     import json
 
-    from rag.embedder import SentenceTransformerEmbedder
-    from rag.vectors import VectorIndex, ivf_lists
+    from rag.models.embedder import SentenceTransformerEmbedder
+    from rag.storage.vectors import VectorIndex, ivf_lists
 
     store = Store.open(index_dir / "index.db")
     ids, vecs = zip(*store.embeddings())

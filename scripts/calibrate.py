@@ -55,8 +55,8 @@ def main() -> None:
     ap.add_argument("--save", type=Path, default=None, help="write each answer's signals (JSONL)")
     args = ap.parse_args()
 
-    from rag.confidence import WEIGHTS
-    from rag.engine import QueryEngine
+    from rag.answer.confidence import WEIGHTS
+    from rag.answer.engine import QueryEngine
 
     drawn = sample(args.data, args.questions, args.seed, args.remove_gold)
     index = build_index(args.data, args.index, drawn.removed)

@@ -38,8 +38,9 @@ def main() -> None:
     ap.add_argument("--index", type=Path, default=None)
     args = ap.parse_args()
 
-    from rag.confidence import MIN_CONFIDENCE
-    from rag.engine import DEFAULT_ANSWER_MODE, QueryEngine, find_span
+    from rag.answer.confidence import MIN_CONFIDENCE
+    from rag.answer.engine import DEFAULT_ANSWER_MODE, QueryEngine
+    from rag.text import find_span
 
     drawn = sample(args.data, args.questions, args.seed, args.remove_gold)
     unanswerable = drawn.unanswerable

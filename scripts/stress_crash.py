@@ -79,8 +79,8 @@ sys.path.insert(0, {root!r})
 from tests.fakes import HashEmbedder
 from rag.index import Index
 from rag.settings import Settings
-import rag.ingest
-rag.ingest.BATCH_DOCS = 100  # small batches: many commits for a kill to fall between
+import rag.ingest.pipeline
+rag.ingest.pipeline.BATCH_DOCS = 100  # small batches: many commits for a kill to fall between
 e = HashEmbedder()
 try:
     idx = Index.open({index!r}, e)

@@ -33,9 +33,9 @@ WRITER = """
 import sys
 sys.path.insert(0, {root!r})
 from tests.fakes import HashEmbedder
-import rag.ingest
+import rag.ingest.pipeline
 from rag.index import Index
-rag.ingest.BATCH_DOCS = 100
+rag.ingest.pipeline.BATCH_DOCS = 100
 report = Index.open({index!r}, HashEmbedder()).add({corpus!r}, lock_timeout=30)
 print(report.added, flush=True)
 """

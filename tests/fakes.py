@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from rag.generator import CopyFrom, Generation
+from rag.models.generation import CopyFrom, Generation
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.chunking import chunk_document
-from rag.documents import Document
+from rag.ingest.chunking import chunk_document
+from rag.types import Document
 from tests.fakes import HashEmbedder
 
 TOK = HashEmbedder()

@@ -8,8 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from rag.cli import cli
-from rag.embedder import register_embedder
-from rag.generator import register_generator
+from rag.models.registry import register_embedder, register_generator
 from tests.fakes import EchoGenerator, HashEmbedder
 
 

@@ -21,7 +21,7 @@ PRELUDE = f"""
 import sys, time
 sys.path.insert(0, {str(ROOT)!r})
 from tests.fakes import HashEmbedder
-import rag.ingest
+import rag.ingest.pipeline
 from rag.index import Index
 """
 
@@ -55,7 +55,7 @@ def test_sigkill_mid_ingest_loses_no_committed_batch(tmp_path: Path) -> None:
     killed_mid_way = False
     for attempt in range(6):
         proc = spawn(f"""
-            rag.ingest.BATCH_DOCS = 20
+            rag.ingest.pipeline.BATCH_DOCS = 20
             idx = Index.open({str(index_dir)!r}, HashEmbedder())
             print("ready", flush=True)
             idx.add({str(corpus)!r})
@@ -91,7 +91,7 @@ def test_second_writer_process_is_told_who_writes(tmp_path: Path) -> None:
     Index.create(tmp_path / "idx", Settings(embedder=e.name), e).close()
     holder = spawn(f"""
         idx = Index.open({str(tmp_path / "idx")!r}, HashEmbedder())
-        with idx._write_lock(5):
+        with idx.lock.hold(5):
             print("locked", flush=True)
             time.sleep(30)
         """)

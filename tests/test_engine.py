@@ -5,10 +5,12 @@ from typing import Any
 
 import pytest
 
-from rag.engine import GENERATIVE, NOT_FOUND, QueryEngine, attribute, build_prompt, find_span
+from rag.answer.engine import GENERATIVE, NOT_FOUND, QueryEngine
+from rag.answer.generative import attribute, build_prompt
 from rag.errors import InvalidValue
 from rag.index import Index
 from rag.settings import Settings
+from rag.text import find_span
 from tests.fakes import EchoGenerator, HashEmbedder
 
 

@@ -7,11 +7,11 @@ import pytest
 from click.testing import CliRunner
 
 from rag.cli import cli
-from rag.embedder import register_embedder
 from rag.errors import InvalidValue
-from rag.filters import Where
 from rag.index import Index
+from rag.models.registry import register_embedder
 from rag.settings import Settings
+from rag.types import Where
 from tests.fakes import HashEmbedder
 
 
@@ -54,7 +54,7 @@ def test_filter_by_type_and_metadata(index: Index) -> None:
     assert {h.doc_id for h in hits} <= {"p1", "p3"} and "p1" in {h.doc_id for h in hits}
     hits = index.search("salmon", k=10, where={"year": 2020, "lang": "en"})
     assert [h.doc_id for h in hits] == ["p1"]
-    txt = index.search("water", k=10, where=Where(kind="txt"))
+    txt = index.search("water", k=10, where=Where(type="txt"))
     assert [h.doc_id for h in txt] == ["guides/birds.txt"]
     docs = index.search_documents(["salmon"], k=20, where=Where(path="notes/n1*"))[0]
     assert {h.doc_id for h in docs} == {"notes/n1.md"} | {f"notes/n1{i}.md" for i in range(10)}
@@ -70,13 +70,13 @@ def test_filter_matching_nothing_returns_nothing(index: Index) -> None:
 def test_where_parsing_and_errors() -> None:
     w = Where.parse(["path=a/*.md", "year=2020", "flag=true", "name=bob", "type=md"])
     assert w == Where(
-        path="a/*.md", kind="markdown", metadata={"year": 2020, "flag": True, "name": "bob"}
+        path="a/*.md", type="markdown", metadata={"year": 2020, "flag": True, "name": "bob"}
     )
     assert Where.parse([]) is None
     with pytest.raises(InvalidValue, match="FIELD=VALUE"):
         Where.parse(["nonsense"])
     with pytest.raises(InvalidValue, match="unknown file type"):
-        Where(kind="spreadsheet")
+        Where(type="spreadsheet")
     with pytest.raises(InvalidValue, match="metadata field"):
         Where(metadata={"a'); drop table x; --": 1})
 

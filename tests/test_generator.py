@@ -14,15 +14,11 @@ from pathlib import Path
 import pytest
 
 from rag.errors import InvalidValue, ModelError
-from rag.generator import (
-    DEFAULT_GENERATOR,
-    PACKAGED,
-    CopyFrom,
-    Generation,
-    HFGenerator,
-    StopFilter,
-    load_generator,
-)
+from rag.models.generation import CopyFrom, Generation, StopFilter
+from rag.models.gguf import PACKAGED
+from rag.models.huggingface import HFGenerator
+from rag.models.registry import load_generator
+from rag.settings import DEFAULT_GENERATOR
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,7 +90,7 @@ def test_packaged_model_answers_with_a_span(
 def test_copy_constraint_gives_a_whole_word_span_of_the_source(
     gemma: HFGenerator, passage: str, question: str
 ) -> None:
-    from rag.engine import find_span
+    from rag.text import find_span
 
     streamed: list[str] = []
     copy = CopyFrom([passage], frozenset(question.lower().rstrip("?").split()))
@@ -110,7 +106,7 @@ def test_copy_constraint_gives_a_whole_word_span_of_the_source(
 
 @pytest.mark.models
 def test_copy_constraint_on_several_sources_keeps_to_one(gemma: HFGenerator) -> None:
-    from rag.engine import find_span
+    from rag.text import find_span
 
     sources = ["The bridge opened in 1932 after six years of work.", "It is 503 metres long."]
     gen = gemma.generate(
@@ -237,7 +233,7 @@ def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 def test_hub_name_not_found_offline_says_so() -> None:
     code = (
-        "from rag.generator import load_generator\n"
+        "from rag.models.registry import load_generator\n"
         "load_generator('nobody-xyz/no-such-model').count_tokens(['x'])"
     )
     proc = _run(code, HF_HUB_OFFLINE="1")
@@ -249,5 +245,5 @@ def test_hub_name_not_found_offline_says_so() -> None:
 
 
 def test_importing_the_module_does_not_import_torch() -> None:
-    proc = _run("import rag.generator, sys; assert 'torch' not in sys.modules")
+    proc = _run("import rag.models.registry, sys; assert 'torch' not in sys.modules")
     assert proc.returncode == 0, proc.stderr

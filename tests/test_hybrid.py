@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from rag.errors import InvalidValue
-from rag.fusion import best_per_group, convex, rrf
 from rag.index import Index
-from rag.settings import Settings
-from rag.store import lexical_query
+from rag.retrieval.fusion import best_per_group, minmax, rrf
+from rag.settings import FORMAT_VERSION, Settings
+from rag.storage.lexical import lexical_query
 from tests.fakes import HashEmbedder
 
 
@@ -27,12 +27,12 @@ def test_rrf_rewards_agreement() -> None:
     assert rrf([dense])[0][0] == 1
 
 
-def test_convex_scales_each_list() -> None:
+def test_minmax_scales_each_list() -> None:
     dense = [("a", 0.9), ("b", 0.1)]
     lexical = [("b", 100.0), ("a", 0.0)]
-    assert convex(dense, lexical, alpha=0.8)[0][0] == "a"
-    assert convex(dense, lexical, alpha=0.2)[0][0] == "b"
-    assert convex(dense, [], alpha=0.5) == [("a", 0.5), ("b", 0.0)]
+    assert minmax([dense, lexical], alpha=0.8)[0][0] == "a"
+    assert minmax([dense, lexical], alpha=0.2)[0][0] == "b"
+    assert minmax([dense, []], alpha=0.5) == [("a", 0.5), ("b", 0.0)]
 
 
 def test_best_per_group_keeps_first_member() -> None:
@@ -99,7 +99,7 @@ def test_index_of_format_1_gains_a_lexical_index_on_open(
     )
     db.close()
     index = Index.open(tmp_path / "idx", embedder)
-    assert index.status().format_version == 2
+    assert index.status().format_version == FORMAT_VERSION
     assert index.store.lexical_ids().tolist() == index.store.chunk_ids().tolist()
     assert index.search("reparameterization", k=1, mode="lexical")[0].doc_id == (
         "variational-autoencoders.md"
@@ -125,7 +125,7 @@ def test_reranker_rescores_the_fused_candidates(
 ) -> None:
     index = make(tmp_path, embedder)
     index.add(corpus)
-    q = "models trained on text that mention diffusion"
+    q = "what is the noise in diffusion"
     plain = index.search(q, k=3)
     reranker = LengthReranker()
     index.reranker = reranker
@@ -143,8 +143,7 @@ def test_cli_reranker_option(tmp_path: Path, corpus: Path, embedder: HashEmbedde
     from click.testing import CliRunner
 
     from rag.cli import cli
-    from rag.embedder import register_embedder
-    from rag.reranker import register_reranker
+    from rag.models.registry import register_embedder, register_reranker
 
     register_embedder("fake-hash", HashEmbedder)
     register_reranker("fake-rerank", LengthReranker)

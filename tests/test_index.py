@@ -74,7 +74,7 @@ def test_changed_and_deleted_files_are_reindexed_and_ids_are_never_reused(
     index.close()
     reopened = Index.open(tmp_path / "idx", embedder)
     reopened.search("anything", k=1)
-    assert set(reopened._vectors.ids().tolist()) == after  # type: ignore[union-attr]
+    assert set(reopened.vectors.current.ids().tolist()) == after  # type: ignore[union-attr]
 
 
 def test_unreadable_file_is_reported_and_its_old_documents_kept(
@@ -245,9 +245,8 @@ def test_check_finds_problems_and_repair_fixes_them(
 def test_each_vector_belongs_to_its_chunk(
     tmp_path: Path, corpus: Path, embedder: HashEmbedder
 ) -> None:
-    from rag.chunking import Chunk
-    from rag.documents import Document
-    from rag.ingest import embed_text
+    from rag.ingest.pipeline import embed_text
+    from rag.types import Chunk, Document
 
     index = make(tmp_path, embedder, chunk_tokens=48, chunk_overlap=8)
     index.add(corpus)
@@ -255,7 +254,7 @@ def test_each_vector_belongs_to_its_chunk(
     rows = index.store.chunks(ids[:: max(1, len(ids) // 25)])
     for row in rows.values():
         text = embed_text(
-            Document(row.doc_id, row.source, "", row.kind, title=row.title),
+            Document(row.doc_id, row.source, "", row.type, title=row.title),
             Chunk(0, row.text, row.start, row.end, row.line_start, row.line_end, row.heading),
         )
         top = index.search(text, k=1, mode="dense")[0]

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from rag import Index, QueryEngine
+from rag.answer.confidence import MIN_CONFIDENCE
+from rag.answer.engine import NOT_FOUND
 from rag.cli import cli
-from rag.confidence import MIN_CONFIDENCE
-from rag.engine import NOT_FOUND
 from tests.conftest import CORPUS, ROOT
 
 pytestmark = pytest.mark.models
@@ -69,7 +69,7 @@ def test_ask_gives_a_cited_answer_from_the_right_file(index: Index) -> None:
 
 def test_extractive_answers_to_the_corpus_questions(index: Index) -> None:
     """Quality, not luck: over the corpus's 20 questions with their reference answers."""
-    from rag.engine import find_span
+    from rag.text import find_span
 
     rows = [json.loads(line) for line in QUESTIONS.read_text().splitlines() if line.strip()]
     answers = QueryEngine(index).ask_batch([r["question"] for r in rows])

@@ -1,4 +1,4 @@
-"""Tests for rag.readers: discovering files and reading each kind into Documents."""
+"""Tests for rag.ingest discovery and readers: finding files, reading each type."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pypdf import PdfReader, PdfWriter
 
-from rag import readers
-from rag.documents import Document
 from rag.errors import ReadError
-from rag.readers import SUFFIX_KINDS, Skipped, discover, read
+from rag.ingest import readers
+from rag.ingest.discovery import Skipped, discover
+from rag.ingest.readers import read
+from rag.types import FILE_TYPES, Document
 
 
 def make_pdf(pages: list[str], title: str | None = None) -> bytes:
@@ -70,15 +71,15 @@ def read_error(path: Path) -> ReadError:
 
 
 def test_suffix_kinds_cover_the_documented_types() -> None:
-    assert SUFFIX_KINDS[".txt"] == "text"
-    assert SUFFIX_KINDS[".md"] == SUFFIX_KINDS[".markdown"] == "markdown"
-    assert SUFFIX_KINDS[".rst"] == "rst"
-    assert SUFFIX_KINDS[".html"] == SUFFIX_KINDS[".htm"] == "html"
-    assert SUFFIX_KINDS[".pdf"] == "pdf"
-    assert SUFFIX_KINDS[".jsonl"] == "jsonl"
+    assert FILE_TYPES[".txt"] == "text"
+    assert FILE_TYPES[".md"] == FILE_TYPES[".markdown"] == "markdown"
+    assert FILE_TYPES[".rst"] == "rst"
+    assert FILE_TYPES[".html"] == FILE_TYPES[".htm"] == "html"
+    assert FILE_TYPES[".pdf"] == "pdf"
+    assert FILE_TYPES[".jsonl"] == "jsonl"
     code = [".py", ".js", ".ts", ".tsx", ".java", ".c", ".h", ".cpp", ".go", ".rs", ".sh"]
     for suffix in [*code, ".sql", ".toml", ".yaml", ".yml", ".cfg"]:
-        assert SUFFIX_KINDS[suffix] == "code", suffix
+        assert FILE_TYPES[suffix] == "code", suffix
 
 
 def test_text_file_is_one_document_with_normalized_line_endings(tmp_path: Path) -> None:
@@ -92,7 +93,7 @@ def test_code_file_keeps_its_text(tmp_path: Path) -> None:
     path = tmp_path / "tool.py"
     path.write_text("def f():\n    return 1\n")
     doc = read_one(path)
-    assert (doc.kind, doc.title, doc.text) == ("code", "tool", "def f():\n    return 1\n")
+    assert (doc.type, doc.title, doc.text) == ("code", "tool", "def f():\n    return 1\n")
 
 
 def test_markdown_title_is_first_h1_and_syntax_is_kept(tmp_path: Path) -> None:
@@ -100,7 +101,7 @@ def test_markdown_title_is_first_h1_and_syntax_is_kept(tmp_path: Path) -> None:
     body = "```sh\n# not a title\n```\n## Sub\n# Install Guide #\n\nUse *pip*.\n# Later\n"
     path.write_text(body)
     doc = read_one(path)
-    assert doc.kind == "markdown"
+    assert doc.type == "markdown"
     assert doc.title == "Install Guide"
     assert doc.text == body
 
@@ -115,7 +116,7 @@ def test_rst_is_titled_by_stem(tmp_path: Path) -> None:
     path = tmp_path / "index.rst"
     path.write_text("Title\n=====\n\nBody.\n")
     doc = read_one(path)
-    assert (doc.kind, doc.title, doc.text) == ("rst", "index", "Title\n=====\n\nBody.\n")
+    assert (doc.type, doc.title, doc.text) == ("rst", "index", "Title\n=====\n\nBody.\n")
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32", "utf-32-be", "utf-8-sig"])
@@ -221,7 +222,7 @@ def test_html_keeps_title_and_visible_text_only(tmp_path: Path) -> None:
     path = tmp_path / "notes.html"
     path.write_text(PAGE)
     doc = read_one(path)
-    assert doc.kind == "html"
+    assert doc.type == "html"
     assert doc.title == "Release Notes"
     assert doc.text == (
         "Version 2\n\nFaster startup and fewer bugs.\n\n"
@@ -278,7 +279,7 @@ def test_pdf_pages_and_offsets(tmp_path: Path) -> None:
     path = tmp_path / "paper.pdf"
     path.write_bytes(make_pdf(["Hello page one", "Second page\nline two"], title="A Paper"))
     doc = read_one(path, "paper.pdf")
-    assert (doc.doc_id, doc.kind, doc.title) == ("paper.pdf", "pdf", "A Paper")
+    assert (doc.doc_id, doc.type, doc.title) == ("paper.pdf", "pdf", "A Paper")
     assert doc.text == "Hello page one\n\nSecond page\nline two"
     assert doc.pages == (0, len("Hello page one\n\n"))
     assert doc.text[doc.pages[1] :] == "Second page\nline two"
@@ -437,7 +438,7 @@ def test_discover_single_file_root(tmp_path: Path) -> None:
 def test_discover_suffix_match_ignores_case(tmp_path: Path) -> None:
     path = touch(tmp_path / "UPPER.TXT")
     assert discover(tmp_path) == ([path], [])
-    assert read_one(path).kind == "text"
+    assert read_one(path).type == "text"
 
 
 def test_discover_missing_root_raises(tmp_path: Path) -> None:

@@ -14,13 +14,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from rag.answer.engine import QueryEngine
 from rag.cli import cli
-from rag.embedder import register_embedder
-from rag.engine import QueryEngine
 from rag.errors import ModelError
-from rag.generator import load_generator
 from rag.index import Index
-from rag.remote import RemoteGenerator
+from rag.models.endpoint import RemoteGenerator
+from rag.models.registry import load_generator, register_embedder
 from rag.settings import Settings
 from tests.fakes import HashEmbedder
 

@@ -8,7 +8,7 @@ import pytest
 from rag.errors import IndexCorrupt
 from rag.index import Index
 from rag.settings import Settings
-from rag.vectors import FLAT, IVF, VectorIndex, ivf_lists
+from rag.storage.vectors import FLAT, IVF, VectorIndex, ivf_lists
 from tests.fakes import HashEmbedder
 
 

@@ -7,106 +7,56 @@ AUTOINCREMENT key, so an id is never reused, and they are the FAISS vector ids.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
+import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sqlalchemy import (
-    JSON,
     Engine,
-    Float,
-    ForeignKey,
-    Index,
     Integer,
-    LargeBinary,
     String,
-    Text,
-    UniqueConstraint,
     create_engine,
     delete,
     event,
     func,
     insert,
     inspect,
+    or_,
     select,
     update,
 )
 from sqlalchemy.exc import DatabaseError, OperationalError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
-from rag.chunking import Chunk
-from rag.documents import Document
 from rag.errors import IndexCorrupt
-from rag.filters import Where
 from rag.settings import FORMAT_VERSION, Settings
+from rag.storage.lexical import bm25_search, document_filter
+from rag.storage.lock import WriteLock
+from rag.storage.migrations import migrate
+from rag.storage.schema import FTS_DDL, Base, ChunkRow, DocumentRow, Meta, SourceRow
+from rag.types import Chunk, Document, Where
 
 log = logging.getLogger(__name__)
 
-
-class Base(DeclarativeBase):
-    pass
-
-
-class Meta(Base):
-    __tablename__ = "meta"
-    key: Mapped[str] = mapped_column(String, primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
-
-
-class SourceRow(Base):
-    """A file that was read: its size and mtime let a re-run skip it unread."""
-
-    __tablename__ = "sources"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    path: Mapped[str] = mapped_column(String, unique=True)
-    root: Mapped[str] = mapped_column(String, index=True)
-    size: Mapped[int] = mapped_column(Integer)
-    mtime_ns: Mapped[int] = mapped_column(Integer)
-
-
-class DocumentRow(Base):
-    __tablename__ = "documents"
-    __table_args__ = (UniqueConstraint("root", "doc_id"), {"sqlite_autoincrement": True})
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    root: Mapped[str] = mapped_column(String)
-    doc_id: Mapped[str] = mapped_column(String)
-    source: Mapped[str] = mapped_column(String, index=True)
-    kind: Mapped[str] = mapped_column(String)
-    title: Mapped[str] = mapped_column(String)
-    content_hash: Mapped[str] = mapped_column(String)
-    chars: Mapped[int] = mapped_column(Integer)
-    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
-    indexed_at: Mapped[float] = mapped_column(Float)
-
-
-class ChunkRow(Base):
-    __tablename__ = "chunks"
-    __table_args__ = (Index("ix_chunks_document", "document_id"), {"sqlite_autoincrement": True})
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
-    ordinal: Mapped[int] = mapped_column(Integer)
-    text: Mapped[str] = mapped_column(Text)
-    start: Mapped[int] = mapped_column(Integer)
-    end: Mapped[int] = mapped_column(Integer)
-    line_start: Mapped[int] = mapped_column(Integer)
-    line_end: Mapped[int] = mapped_column(Integer)
-    page_start: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    page_end: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    heading: Mapped[str] = mapped_column(String)
-    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+# Ids bound into one IN (...) clause at most; SQLite limits the variables of a statement.
+IN_BATCH = 900
+# How long opening an index of an older format waits for a writer before migrating it.
+MIGRATION_WAIT = 60.0
 
 
 @dataclass(frozen=True)
 class StoredDocument:
     pk: int
+    root: str
     doc_id: str
     source: str
+    type: str
     content_hash: str
 
 
@@ -120,7 +70,7 @@ class StoredChunk:
     root: str
     source: str
     title: str
-    kind: str
+    type: str
     metadata: dict[str, Any]
     text: str
     start: int
@@ -140,6 +90,7 @@ class DocumentWrite:
     root: str
     chunks: Sequence[Chunk]
     embeddings: np.ndarray
+    pk: int | None = None  # the row it replaces, when the document was indexed before
 
 
 @dataclass(frozen=True)
@@ -148,39 +99,6 @@ class SourceState:
     root: str
     size: int
     mtime_ns: int
-
-
-# The lexical index: FTS5 over each chunk's title, heading and text. Triggers keep it
-# in the same transaction as the chunk rows, so the two can never disagree.
-_FTS_DDL = (
-    "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5("
-    "title, heading, text, tokenize='porter unicode61 remove_diacritics 2')",
-    "CREATE TRIGGER IF NOT EXISTS chunks_fts_insert AFTER INSERT ON chunks BEGIN "
-    "INSERT INTO chunks_fts(rowid, title, heading, text) VALUES (new.id, "
-    "(SELECT title FROM documents WHERE id = new.document_id), new.heading, new.text); END",
-    "CREATE TRIGGER IF NOT EXISTS chunks_fts_delete AFTER DELETE ON chunks BEGIN "
-    "DELETE FROM chunks_fts WHERE rowid = old.id; END",
-)
-# Column weights for bm25(): title, heading, text.
-_BM25_WEIGHTS = (1.0, 1.0, 1.0)
-_STOPWORDS = frozenset(
-    """
-    a about above after again against all am an and any are as at be because been before
-    being below between both but by can did do does doing down during each few for from
-    further had has have having he her here hers herself him himself his how i if in into
-    is it its itself just me more most my myself no nor not now of off on once only or
-    other our ours ourselves out over own same she should so some such than that the their
-    theirs them themselves then there these they this those through to too under until up
-    very was we were what when where which while who whom why will with you your yours
-    yourself yourselves
-    """.split()
-)
-
-
-def lexical_query(text: str) -> str:
-    """An FTS5 query matching any of the text's words (stopwords dropped), each quoted."""
-    words = dict.fromkeys(w for w in re.findall(r"\w+", text.lower()) if w not in _STOPWORDS)
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -221,53 +139,56 @@ class Store:
         return store
 
     @classmethod
-    def open(cls, path: Path) -> Store:
+    def open(cls, path: Path, lock: WriteLock | None = None) -> Store:
+        """Open an index database, upgrading an older format first.
+
+        The upgrade runs while holding ``lock`` (the index's writer lock), so that two
+        processes opening an old index never both migrate it.
+        """
         store = cls.connect(path)
         try:
-            has_meta = inspect(store.engine).has_table("meta")
-            version = store.meta("format_version") if has_meta else None
+            version = store._format_version()
+            if version < FORMAT_VERSION:
+                with lock.hold(MIGRATION_WAIT) if lock is not None else _nothing():
+                    version = store._format_version()  # another process may have done it
+                    if version < FORMAT_VERSION:
+                        store._migrate(version)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _format_version(self) -> int:
+        try:
+            has_meta = inspect(self.engine).has_table("meta")
+            version = self.meta("format_version") if has_meta else None
         except (DatabaseError, OperationalError) as e:
-            store.close()
             raise IndexCorrupt(
-                f"{path} is not a readable index database ({e.orig}); it cannot be repaired "
-                "in place: index your documents again into a new folder"
+                f"{self.path} is not a readable index database ({e.orig}); it cannot be "
+                "repaired in place: index your documents again into a new folder"
             ) from e
-        if version is None or store.meta("settings") is None:
-            store.close()
-            raise IndexCorrupt(f"{path} has no index settings; it was not made by rag")
-        if int(version) < FORMAT_VERSION:
-            store._migrate(int(version))
+        if version is None or self.meta("settings") is None:
+            raise IndexCorrupt(f"{self.path} has no index settings; it was not made by rag")
         if int(version) > FORMAT_VERSION:
-            store.close()
             raise IndexCorrupt(
-                f"{path} has index format {version}, newer than this rag reads "
+                f"{self.path} has index format {version}, newer than this rag reads "
                 f"({FORMAT_VERSION}); upgrade rag"
             )
-        return store
+        return int(version)
 
     def close(self) -> None:
         self.engine.dispose()
 
     def _ensure_lexical(self) -> None:
         with self.engine.begin() as conn:
-            for stmt in _FTS_DDL:
+            for stmt in FTS_DDL:
                 conn.exec_driver_sql(stmt)
 
     def _migrate(self, version: int) -> None:
         """Bring an index of an older format up to this one, in one transaction."""
         log.info("upgrading %s from index format %d to %d", self.path, version, FORMAT_VERSION)
         with self.engine.begin() as conn:
-            if version < 2:  # format 2 added the lexical index
-                for stmt in _FTS_DDL:
-                    conn.exec_driver_sql(stmt)
-                conn.exec_driver_sql(
-                    "INSERT INTO chunks_fts(rowid, title, heading, text) "
-                    "SELECT c.id, d.title, c.heading, c.text FROM chunks c "
-                    "JOIN documents d ON d.id = c.document_id"
-                )
-            conn.exec_driver_sql(
-                "UPDATE meta SET value = ? WHERE key = 'format_version'", (str(FORMAT_VERSION),)
-            )
+            migrate(conn, version, FORMAT_VERSION)
 
     # -- meta -------------------------------------------------------------
 
@@ -286,20 +207,38 @@ class Store:
 
     # -- what is indexed --------------------------------------------------
 
-    def sources(self, root: str) -> dict[str, SourceState]:
+    def sources(self, root: str, paths: Iterable[str] = ()) -> dict[str, SourceState]:
+        """The files recorded as read: those indexed from ``root``, those inside it
+        (whatever folder they were indexed from) and those at ``paths``."""
+        inside = _inside(SourceRow.path, root)
+        found: dict[str, SourceState] = {}
         with Session(self.engine) as s:
-            rows = s.scalars(select(SourceRow).where(SourceRow.root == root))
-            return {r.path: SourceState(r.path, r.root, r.size, r.mtime_ns) for r in rows}
+            for cond in [or_(SourceRow.root == root, inside)] + [
+                SourceRow.path.in_(part) for part in _batches(sorted(set(paths)))
+            ]:
+                for r in s.scalars(select(SourceRow).where(cond)):
+                    found[r.path] = SourceState(r.path, r.root, r.size, r.mtime_ns)
+        return found
 
-    def documents(self, root: str) -> dict[str, StoredDocument]:
-        stmt = select(
-            DocumentRow.id, DocumentRow.doc_id, DocumentRow.source, DocumentRow.content_hash
-        ).where(DocumentRow.root == root)
+    def documents(self, root: str, sources: Iterable[str] = ()) -> list[StoredDocument]:
+        """The documents indexed from ``root``, from files inside it, or from ``sources``."""
+        cols = (
+            DocumentRow.id,
+            DocumentRow.root,
+            DocumentRow.doc_id,
+            DocumentRow.source,
+            DocumentRow.type,
+            DocumentRow.content_hash,
+        )
+        inside = _inside(DocumentRow.source, root)
+        found: dict[int, StoredDocument] = {}
         with Session(self.engine) as s:
-            return {
-                r.doc_id: StoredDocument(r.id, r.doc_id, r.source, r.content_hash)
-                for r in s.execute(stmt)
-            }
+            for cond in [or_(DocumentRow.root == root, inside)] + [
+                DocumentRow.source.in_(part) for part in _batches(sorted(set(sources)))
+            ]:
+                for r in s.execute(select(*cols).where(cond)):
+                    found[r[0]] = StoredDocument(*r)
+        return sorted(found.values(), key=lambda d: d.pk)
 
     def counts(self) -> dict[str, int]:
         with Session(self.engine) as s:
@@ -337,8 +276,7 @@ class Store:
                 while rows := result.fetchmany(batch):
                     yield _unpack(rows, dim)
             else:
-                for k in range(0, len(wanted), 500):
-                    part = wanted[k : k + 500]
+                for part in _batches(wanted):
                     rows = s.execute(
                         select(ChunkRow.id, ChunkRow.embedding).where(ChunkRow.id.in_(part))
                     ).all()
@@ -356,64 +294,47 @@ class Store:
 
     def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         """The chunks that still exist among ``ids``, with their documents."""
-        if not ids:
-            return {}
-        stmt = (
-            select(ChunkRow, DocumentRow)
-            .join(DocumentRow, ChunkRow.document_id == DocumentRow.id)
-            .where(ChunkRow.id.in_([int(i) for i in ids]))
-        )
         out: dict[int, StoredChunk] = {}
         with Session(self.engine) as s:
-            for c, d in s.execute(stmt):
-                out[c.id] = StoredChunk(
-                    id=c.id,
-                    doc_pk=d.id,
-                    doc_id=d.doc_id,
-                    root=d.root,
-                    source=d.source,
-                    title=d.title,
-                    kind=d.kind,
-                    metadata=d.meta or {},
-                    text=c.text,
-                    start=c.start,
-                    end=c.end,
-                    line_start=c.line_start,
-                    line_end=c.line_end,
-                    page_start=c.page_start,
-                    page_end=c.page_end,
-                    heading=c.heading,
+            for part in _batches([int(i) for i in ids]):
+                stmt = (
+                    select(ChunkRow, DocumentRow)
+                    .join(DocumentRow, ChunkRow.document_id == DocumentRow.id)
+                    .where(ChunkRow.id.in_(part))
                 )
+                for c, d in s.execute(stmt):
+                    out[c.id] = StoredChunk(
+                        id=c.id,
+                        doc_pk=d.id,
+                        doc_id=d.doc_id,
+                        root=d.root,
+                        source=d.source,
+                        title=d.title,
+                        type=d.type,
+                        metadata=d.meta or {},
+                        text=c.text,
+                        start=c.start,
+                        end=c.end,
+                        line_start=c.line_start,
+                        line_end=c.line_end,
+                        page_start=c.page_start,
+                        page_end=c.page_end,
+                        heading=c.heading,
+                    )
         return out
 
     def chunk_documents(self, ids: Sequence[int]) -> dict[int, int]:
         """Chunk id -> document row id, for the chunks that still exist among ``ids``."""
         out: dict[int, int] = {}
         with Session(self.engine) as s:
-            for k in range(0, len(ids), 900):
-                part = [int(i) for i in ids[k : k + 900]]
+            for part in _batches([int(i) for i in ids]):
                 stmt = select(ChunkRow.id, ChunkRow.document_id).where(ChunkRow.id.in_(part))
                 out.update({r[0]: r[1] for r in s.execute(stmt)})
         return out
 
-    @staticmethod
-    def _document_filter(where: Where) -> tuple[str, list[Any]]:
-        """A SQL condition on ``documents d`` and its parameters."""
-        conds, params = ["1"], list[Any]()
-        if where.path is not None:
-            conds.append("d.doc_id GLOB ?")
-            params.append(where.path)
-        if where.kind is not None:
-            conds.append("d.kind = ?")
-            params.append(where.kind)
-        for key, value in where.metadata.items():
-            conds.append(f"json_extract(d.metadata, '$.\"{key}\"') = ?")
-            params.append(json.dumps(value) if isinstance(value, (list, dict)) else value)
-        return " AND ".join(conds), params
-
     def chunk_ids_where(self, where: Where) -> np.ndarray:
         """Ids of the chunks of the documents that meet ``where``."""
-        cond, params = self._document_filter(where)
+        cond, params = document_filter(where)
         sql = (
             "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id "
             f"WHERE {cond} ORDER BY c.id"
@@ -426,24 +347,7 @@ class Store:
         self, query: str, limit: int, where: Where | None = None
     ) -> list[tuple[int, float]]:
         """(chunk id, BM25 score) of the best ``limit`` chunks, best first."""
-        match = lexical_query(query)
-        if not match:
-            return []
-        weights = ", ".join(str(w) for w in _BM25_WEIGHTS)
-        restrict, params = "", list[Any]()
-        if where is not None:
-            cond, params = self._document_filter(where)
-            restrict = (
-                " AND rowid IN (SELECT c.id FROM chunks c JOIN documents d "
-                f"ON d.id = c.document_id WHERE {cond})"
-            )
-        sql = (
-            f"SELECT rowid, -bm25(chunks_fts, {weights}) AS score FROM chunks_fts "
-            f"WHERE chunks_fts MATCH ?{restrict} ORDER BY bm25(chunks_fts, {weights}) LIMIT ?"
-        )
-        with self.engine.connect() as conn:
-            rows = conn.exec_driver_sql(sql, (match, *params, limit))
-            return [(int(r[0]), float(r[1])) for r in rows]
+        return bm25_search(self.engine, query, limit, where)
 
     def lexical_ids(self) -> np.ndarray:
         with self.engine.connect() as conn:
@@ -467,14 +371,11 @@ class Store:
             return list(s.scalars(stmt))
 
     def sources_of(self, document_pks: Sequence[int]) -> list[str]:
+        found: set[str] = set()
         with Session(self.engine) as s:
-            return sorted(
-                set(
-                    s.scalars(
-                        select(DocumentRow.source).where(DocumentRow.id.in_(list(document_pks)))
-                    )
-                )
-            )
+            for part in _batches(list(document_pks)):
+                found.update(s.scalars(select(DocumentRow.source).where(DocumentRow.id.in_(part))))
+        return sorted(found)
 
     # -- writes -----------------------------------------------------------
 
@@ -502,18 +403,22 @@ class Store:
                     root=w.root,
                     doc_id=doc.doc_id,
                     source=doc.source,
-                    kind=doc.kind,
+                    type=doc.type,
                     title=doc.title,
                     content_hash=doc.content_hash,
                     chars=len(doc.text),
                     meta=doc.metadata,
                     indexed_at=now,
                 )
-                pk = s.scalar(
+                same_id = s.scalar(
                     select(DocumentRow.id).where(
                         DocumentRow.root == w.root, DocumentRow.doc_id == doc.doc_id
                     )
                 )
+                pk = w.pk if w.pk is not None else same_id
+                if same_id is not None and same_id != pk:
+                    # another row holds this id under this root: this document replaces it
+                    removed += self._drop_documents(s, [same_id])
                 if pk is None:
                     pk = s.scalar(insert(DocumentRow).values(**values).returning(DocumentRow.id))
                 else:
@@ -561,8 +466,7 @@ class Store:
     @classmethod
     def _drop_documents(cls, s: Session, pks: Sequence[int]) -> list[int]:
         removed: list[int] = []
-        for k in range(0, len(pks), 500):
-            part = list(pks[k : k + 500])
+        for part in _batches(list(pks)):
             removed += cls._drop_chunks(s, part)
             s.execute(delete(DocumentRow).where(DocumentRow.id.in_(part)))
         return removed
@@ -585,3 +489,20 @@ def _unpack(rows: Sequence[Any], dim: int) -> tuple[np.ndarray, np.ndarray]:
     if not good:
         return ids, np.zeros((0, dim), dtype=np.float32)
     return ids, np.frombuffer(b"".join(r[1] for r in good), dtype=np.float32).reshape(-1, dim)
+
+
+def _batches(items: Sequence[Any]) -> Iterator[list[Any]]:
+    """``items`` in runs of at most ``IN_BATCH``, each bound into one IN clause."""
+    for k in range(0, len(items), IN_BATCH):
+        yield list(items[k : k + IN_BATCH])
+
+
+def _inside(column: Any, root: str) -> Any:
+    """SQL: ``column`` is the path ``root`` or a path inside the folder ``root``."""
+    prefix = root.rstrip(os.sep) + os.sep
+    return or_(column == root, func.substr(column, 1, len(prefix)) == prefix)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield

@@ -22,12 +22,18 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from rag.errors import InvalidValue, ModelError
-from rag.generator import CopyFrom, Generation, StopFilter, cut_at_stop, is_endpoint
+from rag.models.generation import (
+    CONTEXT_WINDOW,
+    CopyFrom,
+    Generation,
+    StopFilter,
+    cut_at_stop,
+    is_endpoint,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 120.0
-DEFAULT_CONTEXT_WINDOW = 8192
 CHARS_PER_TOKEN = 3.0  # a cautious estimate: the server's tokenizer is not at hand
 MAX_STOPS = 4  # the OpenAI API takes at most four stop strings
 
@@ -40,7 +46,7 @@ class RemoteGenerator:
         name: str,
         *,
         timeout: float = DEFAULT_TIMEOUT,
-        context_window: int = DEFAULT_CONTEXT_WINDOW,
+        context_window: int = CONTEXT_WINDOW,
         api_key: str | None = None,
     ) -> None:
         if not is_endpoint(name):

@@ -3,25 +3,32 @@
 Files whose size and mtime are unchanged are not read at all. Of the rest, content
 hashes decide which documents are new, changed or unchanged, and documents gone from
 an indexed folder are removed. Work is committed in batches, each in one transaction.
+
+A file is known by its resolved path, so it is one document however it is reached:
+through the folder it was first indexed from, a parent or a subfolder of it, or a
+symbolic link. Reached through another folder, a document keeps its row (and its
+vectors, when its content is unchanged); when it is read again its id becomes the
+path relative to the folder it was reached from this time.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from rag import readers
-from rag.chunking import Chunk, chunk_documents
-from rag.documents import Document
-from rag.embedder import Embedder
 from rag.errors import ReadError
+from rag.ingest import readers
+from rag.ingest.chunking import chunk_documents
+from rag.ingest.discovery import Skipped, discover
+from rag.models.embedder import Embedder
 from rag.settings import Settings
-from rag.store import DocumentWrite, SourceState, Store, StoredDocument
+from rag.storage.store import DocumentWrite, SourceState, Store, StoredDocument
+from rag.types import Chunk, Document
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +50,7 @@ class IngestReport:
     removed: int = 0
     unchanged: int = 0
     chunks: int = 0
-    skipped: list[readers.Skipped] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -83,83 +90,116 @@ class Ingest:
     ) -> None:
         try:
             root = target.resolve(strict=True)
-            files, skipped = readers.discover(root)
+            found, skipped = discover(root)
         except (ReadError, OSError) as e:
             report.failed.append(Failure(str(target), getattr(e, "reason", None) or str(e)))
             return
         report.skipped += skipped
         key = str(root)
         base = root if root.is_dir() else root.parent
-        known_sources = self.store.sources(key)
-        known_docs = self.store.documents(key)
-        docs_per_source = Counter(d.source for d in known_docs.values())
+        files = self._distinct_files(found, report)
+        paths = [str(real) for _, real in files]
+        known_sources = self.store.sources(key, paths)
+        known = self.store.documents(key, paths)
+        by_source: dict[str, list[StoredDocument]] = {}
+        for d in known:
+            by_source.setdefault(d.source, []).append(d)
         kept_sources: set[str] = set()  # unchanged or unreadable: keep their documents
-        seen: dict[str, str] = {}  # doc_id -> source, for this run
+        run = _Run(seen={}, kept=set())
         batch = _Batch()
-        for n, file in enumerate(files, 1):
-            spath = str(file)
+        for n, (file, real) in enumerate(files, 1):
+            spath = str(real)
             try:
-                st = file.stat()
+                st = real.stat()
             except OSError as e:
-                report.failed.append(Failure(spath, e.strerror or str(e)))
+                report.failed.append(Failure(str(file), e.strerror or str(e)))
                 kept_sources.add(spath)
                 continue
             state = SourceState(spath, key, st.st_size, st.st_mtime_ns)
             prev = known_sources.get(spath)
             if prev is not None and (prev.size, prev.mtime_ns) == (state.size, state.mtime_ns):
                 kept_sources.add(spath)
-                report.unchanged += docs_per_source[spath]
-            elif self._read_into(batch, file, base, key, seen, known_docs, report):
+                report.unchanged += len(by_source.get(spath, ()))
+            elif self._read_into(batch, file, real, base, key, run, by_source, report):
                 batch.finish_source(state)
             else:
                 kept_sources.add(spath)
             if progress:
                 progress(Progress(n, len(files), report.chunks))
-        gone = [
-            d.pk
-            for d in known_docs.values()
-            if d.doc_id not in seen and d.source not in kept_sources
+        read = set(paths)
+
+        def gone(root_of: str, source: str) -> bool:
+            # Another folder's document goes only when its file is gone from disk.
+            if source in kept_sources:
+                return False
+            return root_of == key or source in read or not os.path.exists(source)
+
+        batch.remove_documents = [
+            d.pk for d in known if d.pk not in run.kept and gone(d.root, d.source)
         ]
-        gone_sources = [
-            p for p in known_sources if p not in kept_sources and p not in batch.sources_seen
+        batch.remove_sources = [
+            p
+            for p, src in known_sources.items()
+            if p not in batch.sources_seen and gone(src.root, p)
         ]
-        batch.remove_documents = gone
-        batch.remove_sources = gone_sources
+        removed = len(batch.remove_documents)
         self._flush(batch, key, report)
-        report.removed += len(gone)
+        report.removed += removed
+
+    @staticmethod
+    def _distinct_files(found: list[Path], report: IngestReport) -> list[tuple[Path, Path]]:
+        """(path as found, resolved path) of each file, each real file once."""
+        files: list[tuple[Path, Path]] = []
+        first: dict[Path, Path] = {}
+        for file in found:
+            try:
+                real = file.resolve(strict=True)
+            except OSError as e:
+                report.failed.append(Failure(str(file), e.strerror or str(e)))
+                continue
+            if real in first:
+                report.skipped.append(Skipped(str(file), f"same file as {first[real]}"))
+                continue
+            first[real] = file
+            files.append((file, real))
+        return files
 
     def _read_into(
         self,
         batch: _Batch,
         file: Path,
+        real: Path,
         base: Path,
         root: str,
-        seen: dict[str, str],
-        known_docs: dict[str, StoredDocument],
+        run: _Run,
+        by_source: dict[str, list[StoredDocument]],
         report: IngestReport,
     ) -> bool:
         """Queue the new and changed documents of one file; False if it could not be read."""
-        spath = str(file)
+        spath = str(real)
+        stored = by_source.get(spath, [])
         try:
-            for item in readers.read(file, file.relative_to(base).as_posix()):
+            for item in readers.read(real, file.relative_to(base).as_posix()):
                 if isinstance(item, ReadError):
                     report.failed.append(Failure(item.path, item.reason))
                     continue
-                if item.doc_id in seen:
+                if item.doc_id in run.seen:
                     report.failed.append(
                         Failure(
                             spath,
                             f"duplicate document id {item.doc_id!r} "
-                            f"(also in {seen[item.doc_id]}); the first one is kept",
+                            f"(also in {run.seen[item.doc_id]}); the first one is kept",
                         )
                     )
                     continue
-                seen[item.doc_id] = spath
-                old = known_docs.get(item.doc_id)
-                if old is not None and old.content_hash == item.content_hash:
-                    report.unchanged += 1
-                    continue
-                batch.add(item, updated=old is not None)
+                run.seen[item.doc_id] = spath
+                old = _stored_as(item, stored)
+                if old is not None:
+                    run.kept.add(old.pk)
+                    if old.content_hash == item.content_hash:
+                        report.unchanged += 1
+                        continue
+                batch.add(item, old.pk if old is not None else None)
                 if batch.full():
                     self._flush(batch, root, report)
         except ReadError as e:
@@ -176,10 +216,11 @@ class Ingest:
         )
         texts = [embed_text(d, c) for d, cs in zip(batch.docs, all_chunks) for c in cs]
         vectors = embedder.embed(texts) if texts else np.zeros((0, 0), dtype=np.float32)
-        writes = []
+        writes: list[DocumentWrite] = []
         offset = 0
         for doc, chunks in zip(batch.docs, all_chunks):
-            writes.append(DocumentWrite(doc, root, chunks, vectors[offset : offset + len(chunks)]))
+            part = vectors[offset : offset + len(chunks)]
+            writes.append(DocumentWrite(doc, root, chunks, part, batch.pks[len(writes)]))
             offset += len(chunks)
         removed, added = self.store.write(
             writes, batch.sources, batch.remove_documents, batch.remove_sources
@@ -200,6 +241,7 @@ class _Batch:
 
     def clear(self) -> None:
         self.docs: list[Document] = []
+        self.pks: list[int | None] = []  # the row each document replaces, if any
         self.sources: list[SourceState] = []
         self.remove_documents: list[int] = []
         self.remove_sources: list[str] = []
@@ -207,10 +249,11 @@ class _Batch:
         self.updated = 0
         self.chars = 0
 
-    def add(self, doc: Document, *, updated: bool) -> None:
+    def add(self, doc: Document, pk: int | None) -> None:
         self.docs.append(doc)
+        self.pks.append(pk)
         self.chars += len(doc.text)
-        if updated:
+        if pk is not None:
             self.updated += 1
         else:
             self.added += 1
@@ -225,6 +268,25 @@ class _Batch:
 
     def empty(self) -> bool:
         return not (self.docs or self.sources or self.remove_documents or self.remove_sources)
+
+
+@dataclass
+class _Run:
+    """What one root's ingest has met so far."""
+
+    seen: dict[str, str]  # doc id -> the file it came from
+    kept: set[int]  # rows of stored documents met again (changed or not)
+
+
+def _stored_as(doc: Document, stored: list[StoredDocument]) -> StoredDocument | None:
+    """The stored document that ``doc`` (read from a file) is, if it was indexed before.
+
+    A JSONL line is known by its id within its file; any other file holds one document,
+    whatever id it was stored under (the id depends on the folder it was reached from).
+    """
+    if doc.type == "jsonl":
+        return next((d for d in stored if d.doc_id == doc.doc_id), None)
+    return stored[0] if stored else None
 
 
 def embed_text(doc: Document, chunk: Chunk) -> str:

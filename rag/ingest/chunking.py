@@ -14,28 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from rag.documents import Document
-from rag.errors import InvalidValue
+from rag.settings import check_chunking
+from rag.text import MD_HEADING, SENTENCE_END, strip_span
+from rag.types import Chunk, Document
 
 
 class Tokenizer(Protocol):
     def token_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]: ...
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """One passage: its text and where it sits in the document (1-based lines and pages)."""
-
-    ordinal: int
-    text: str
-    start: int
-    end: int
-    line_start: int
-    line_end: int
-    heading: str = ""
-    page_start: int | None = None
-    page_end: int | None = None
-    tokens: int = 0
 
 
 @dataclass
@@ -49,28 +34,14 @@ class _Unit:
 
 
 _BLOCK_BREAK = re.compile(r"\n[ \t]*\n\s*")
-_MD_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
 _HEADING_SEP = " > "
-# a heading line, or a run of text up to a blank line or a heading line
-_BLOCK_OR_HEADING = re.compile(
-    r"^#{1,6}[ \t][^\n]*|(?:(?!\n[ \t]*\n|\n#{1,6}[ \t]).)+", re.M | re.S
-)
-
-
 def chunk_documents(
     docs: Sequence[Document], tokenizer: Tokenizer, max_tokens: int = 200, overlap: int = 32
 ) -> list[list[Chunk]]:
     """Chunks of each document, tokenizing every piece of every document in one call."""
-    if max_tokens < 16:
-        raise InvalidValue(f"chunk size must be at least 16 tokens, got {max_tokens}")
-    if not 0 <= overlap < max_tokens // 2:
-        raise InvalidValue(
-            f"chunk overlap must be between 0 and half the chunk size ({max_tokens // 2}), "
-            f"got {overlap}"
-        )
+    check_chunking(max_tokens, overlap)
     units_per_doc = [_split_units(d) for d in docs]
     flat = [(d, u) for d, units in zip(docs, units_per_doc) for u in units]
     offsets = tokenizer.token_offsets([d.text[u.start : u.end] for d, u in flat])
@@ -94,8 +65,8 @@ def chunk_document(
 def _split_units(doc: Document) -> list[_Unit]:
     """Sentence-or-line units with stripped spans, marked with their block and heading."""
     text = doc.text
-    markdown = doc.kind == "markdown"
-    by_line = doc.kind == "code"
+    markdown = doc.type == "markdown"
+    by_line = doc.type == "code"
     units: list[_Unit] = []
     stack: list[tuple[int, str]] = []
     in_fence = False
@@ -106,9 +77,9 @@ def _split_units(doc: Document) -> list[_Unit]:
         line_start = pos
         for line in text[pos:block_end].split("\n"):
             line_end = line_start + len(line)
-            s, e = _strip(text, line_start, line_end)
+            s, e = strip_span(text, line_start, line_end)
             if s < e:
-                heading_match = _MD_HEADING.match(line) if markdown and not in_fence else None
+                heading_match = MD_HEADING.match(line) if markdown and not in_fence else None
                 if markdown and _FENCE.match(line):
                     in_fence = not in_fence
                 if heading_match:
@@ -133,42 +104,16 @@ def _split_units(doc: Document) -> list[_Unit]:
     return [piece for u in units for piece in _sentences(text, u, by_line)]
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence of ``text``, white space around it left out.
-
-    Blank lines end a sentence too. Markdown heading lines are not sentences: they
-    are left out.
-    """
-    spans: list[tuple[int, int]] = []
-    for block in _BLOCK_OR_HEADING.finditer(text):
-        start, stop = block.start(), block.end()
-        if text.startswith("#", start) and _MD_HEADING.match(block.group()):
-            continue
-        for m in _SENTENCE_END.finditer(text, start, stop):
-            spans.append(_strip(text, start, m.start()))
-            start = m.end()
-        spans.append(_strip(text, start, stop))
-    return [(s, e) for s, e in spans if s < e]
-
-
 def _sentences(text: str, unit: _Unit, by_line: bool) -> list[_Unit]:
     if by_line or unit.is_heading:
         return [unit]
     pieces: list[_Unit] = []
     s = unit.start
-    for m in _SENTENCE_END.finditer(text, unit.start, unit.end):
+    for m in SENTENCE_END.finditer(text, unit.start, unit.end):
         pieces.append(_Unit(s, m.start(), unit.new_block and not pieces, unit.heading, False))
         s = m.end()
     pieces.append(_Unit(s, unit.end, unit.new_block and not pieces, unit.heading, False))
     return [p for p in pieces if p.start < p.end]
-
-
-def _strip(text: str, start: int, end: int) -> tuple[int, int]:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end
 
 
 def _fit(unit: _Unit, spans: list[tuple[int, int]], max_tokens: int) -> list[_Unit]:

@@ -9,18 +9,13 @@ folder, any sentence-transformers cross-encoder works:
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from rag.errors import InvalidValue, ModelError
-from rag.hub import quiet_hf
+from rag.models.lazy import Lazy, quiet_transformers
 
 log = logging.getLogger(__name__)
-
-# How many fused candidates a reranker rescored before the top k are kept.
-RERANK_DEPTH = 50
-
 
 class Reranker(Protocol):
     name: str
@@ -38,42 +33,24 @@ class CrossEncoderReranker:
             raise InvalidValue("reranker name must not be empty")
         self.name = name
         self.batch_size = batch_size
-        self._model: Any = None
-        self._lock = threading.Lock()
+        self._model: Lazy[Any] = Lazy(self._load)
 
     def _load(self) -> Any:
-        with self._lock:
-            if self._model is None:
-                from sentence_transformers import CrossEncoder
+        from sentence_transformers import CrossEncoder
 
-                quiet_hf()
-                try:
-                    self._model = CrossEncoder(self.name, device="cpu", trust_remote_code=False)
-                except Exception as e:
-                    raise ModelError(
-                        f"cannot load reranker {self.name!r}: {e}. Give a cross-encoder folder "
-                        "or a model name reachable from this machine"
-                    ) from e
-        return self._model
+        quiet_transformers()
+        try:
+            return CrossEncoder(self.name, device="cpu", trust_remote_code=False)
+        except Exception as e:
+            raise ModelError(
+                f"cannot load reranker {self.name!r}: {e}. Give a cross-encoder folder "
+                "or a model name reachable from this machine"
+            ) from e
 
     def score(self, query: str, passages: Sequence[str]) -> list[float]:
         if not passages:
             return []
-        model = self._load()
-        scores = model.predict(
+        scores = self._model.get().predict(
             [(query, p) for p in passages], batch_size=self.batch_size, show_progress_bar=False
         )
         return [float(s) for s in scores]
-
-
-_REGISTRY: dict[str, Callable[[], Reranker]] = {}
-
-
-def register_reranker(name: str, factory: Callable[[], Reranker]) -> None:
-    """Make ``name`` resolve to ``factory()`` instead of a cross-encoder."""
-    _REGISTRY[name] = factory
-
-
-def load_reranker(name: str) -> Reranker:
-    factory = _REGISTRY.get(name)
-    return factory() if factory is not None else CrossEncoderReranker(name)

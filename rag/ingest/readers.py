@@ -1,18 +1,16 @@
-"""Readers: finding document files under a folder and turning each into ``Document``s.
+"""Readers: turning one document file into ``Document``s.
 
 Plain text, Markdown, reStructuredText and source code are read as decoded text;
 HTML is reduced to its visible text; PDF text comes from its text layer, page by
 page; a JSONL corpus holds one document per line. Whole-file failures raise
 ``ReadError``; a bad JSONL line is yielded as a ``ReadError`` so the rest still loads.
 
->>> files, skipped = discover(Path("docs"))  # doctest: +SKIP
->>> docs = [d for f in files for d in read(f, f.name)]  # doctest: +SKIP
+>>> docs = list(read(Path("docs/guide.md"), "guide.md"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import codecs
-import errno
 import io
 import json
 import logging
@@ -21,15 +19,14 @@ import re
 import stat
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from bs4 import BeautifulSoup, NavigableString, PageElement, Tag
 from pypdf import PasswordType, PdfReader
 
-from rag.documents import Document
 from rag.errors import ReadError
+from rag.types import FILE_TYPES, Document
 
 logger = logging.getLogger(__name__)
 # pypdf logs a warning for every small flaw it repairs; those say nothing a user can act on.
@@ -40,94 +37,6 @@ MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_PDF_BYTES = 200 * 1024 * 1024
 _SNIFF_BYTES = 8 * 1024
 
-_CODE_SUFFIXES = (
-    ".py .pyi .js .mjs .cjs .ts .tsx .jsx .java .c .h .cpp .hpp .cc .cxx .hh .go .rs .rb .php"
-    " .cs .swift .kt .kts .scala .sh .bash .zsh .sql .css .scss .toml .yaml .yml .ini .cfg"
-    " .lua .pl .r .jl .hs .ex .exs .erl .clj .dart .vue .svelte"
-)
-SUFFIX_KINDS: dict[str, str] = {
-    ".txt": "text",
-    ".md": "markdown",
-    ".markdown": "markdown",
-    ".rst": "rst",
-    ".html": "html",
-    ".htm": "html",
-    ".pdf": "pdf",
-    ".jsonl": "jsonl",
-    **dict.fromkeys(_CODE_SUFFIXES.split(), "code"),
-}
-_SKIPPED_DIRS = frozenset({"__pycache__", "node_modules"})
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A file ``discover`` left out, and why."""
-
-    path: str
-    reason: str
-
-
-def discover(root: Path) -> tuple[list[Path], list[Skipped]]:
-    """Readable files under ``root`` (or ``root`` itself if it is a file), sorted.
-
-    Hidden files and folders, ``__pycache__`` and ``node_modules`` are left out
-    silently; other files left out are listed in the second value with the reason.
-    Symbolic links to folders are never followed, so link loops cannot recurse.
-    """
-    if not root.exists():
-        raise ReadError(str(root), "no such file or folder")
-    found: list[Path] = []
-    skipped: list[Skipped] = []
-    if not root.is_dir():
-        _consider(root, found, skipped)
-        return found, skipped
-
-    def on_error(err: OSError) -> None:
-        skipped.append(Skipped(str(err.filename), f"cannot list folder: {err.strerror}"))
-
-    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
-        kept = []
-        for name in sorted(dirnames):
-            sub = Path(dirpath, name)
-            if name.startswith(".") or name in _SKIPPED_DIRS:
-                continue
-            if sub.is_symlink():
-                skipped.append(Skipped(str(sub), "symbolic link to a folder (not followed)"))
-                continue
-            kept.append(name)
-        dirnames[:] = kept
-        for name in filenames:
-            if not name.startswith("."):
-                _consider(Path(dirpath, name), found, skipped)
-    for s in skipped:
-        logger.debug("skipped %s: %s", s.path, s.reason)
-    return sorted(found), sorted(skipped, key=lambda s: s.path)
-
-
-def _consider(path: Path, found: list[Path], skipped: list[Skipped]) -> None:
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIX_KINDS:
-        what = f"'{path.suffix}'" if path.suffix else "(no suffix)"
-        skipped.append(Skipped(str(path), f"unsupported file type {what}"))
-        return
-    try:
-        mode = path.stat().st_mode
-    except OSError as err:
-        skipped.append(Skipped(str(path), _link_problem(path, err)))
-        return
-    if stat.S_ISREG(mode):
-        found.append(path)
-    else:
-        skipped.append(Skipped(str(path), "not a regular file"))
-
-
-def _link_problem(path: Path, err: OSError) -> str:
-    if err.errno == errno.ELOOP:
-        return "symbolic link loop"
-    if path.is_symlink():
-        return "broken symbolic link (its target does not exist)"
-    return f"cannot read file: {err.strerror}"
-
 
 def read(path: Path, doc_id: str) -> Iterator[Document | ReadError]:
     """The documents in one file: exactly one, except for JSONL (one per good line).
@@ -136,7 +45,7 @@ def read(path: Path, doc_id: str) -> Iterator[Document | ReadError]:
     is yielded as a ``ReadError`` naming ``path:line`` and reading goes on; each
     document's ``doc_id`` then comes from the line's ``_id``/``id``, not ``doc_id``.
     """
-    kind = SUFFIX_KINDS.get(path.suffix.lower())
+    kind = FILE_TYPES.get(path.suffix.lower())
     if kind is None:
         raise ReadError(str(path), f"unsupported file type '{path.suffix}'")
     if kind == "jsonl":

@@ -10,25 +10,14 @@ the candidate sentences.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.chunking import sentence_spans
-from rag.embedder import Embedder
+from rag.models.embedder import Embedder
+from rag.text import content_words, sentence_spans
 
 OVERLAP_WEIGHT = 1.0  # cosine similarity counts 1; SQuAD tune: best sentence holds the answer 73 %
-_WORD = re.compile(r"\w+")
-# Words too common to tell sentences apart; a question's own words are what matter.
-STOPWORDS = frozenset(
-    "a an the of in on at to for by with from and or but as is are was were be been being "
-    "it its this that these those what which who whom whose when where why how does do did "
-    "has have had not no can could would should will may might than then there their they "
-    "he she his her him we you your our i me my".split()
-)
-
-
 @dataclass(frozen=True)
 class Sentence:
     """Sentence ``text`` of passage ``passage`` (0-based), at ``start:end`` of its text."""
@@ -43,11 +32,6 @@ class Sentence:
     @property
     def score(self) -> float:
         return self.similarity + OVERLAP_WEIGHT * self.overlap
-
-
-def content_words(text: str) -> set[str]:
-    """The lower-cased words of ``text`` that are not stop words or single characters."""
-    return {w for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1}
 
 
 def rank_sentences(question: str, passages: Sequence[str], embedder: Embedder) -> list[Sentence]:

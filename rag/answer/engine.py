@@ -1,0 +1,172 @@
+"""The query engine: retrieve passages, read them with the generator, cite the sources.
+
+By default the answer is a span copied from the sentence most likely to hold it
+(``extractive``); ``generative`` lets the model write from whole passages. The
+engine picks the strategy by name, decides from calibrated signals whether to answer
+at all, and never gives an answer that no passage supports: it says the answer was
+not found and returns the closest passages instead.
+
+>>> engine = QueryEngine(Index.open("my-index"))        # doctest: +SKIP
+>>> answer = engine.ask("what is a foundation model?")  # doctest: +SKIP
+>>> answer.text, [c.location for c in answer.citations]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from rag.answer.confidence import MIN_CONFIDENCE, confidence
+from rag.answer.extractive import Extractive
+from rag.answer.generative import Generative
+from rag.answer.reading import Strategy
+from rag.answer.sentences import rank_sentences
+from rag.errors import InvalidValue
+from rag.index import Index
+from rag.models.generation import Generator
+from rag.models.registry import load_generator
+from rag.retrieval.search import DEFAULT_MODE
+from rag.text import normalize
+from rag.types import Answer, Citation, Hit, Signals, Where
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND = "Not found in the indexed documents."
+# What a model writes when it finds no answer, normalized.
+NOT_FOUND_REPLIES = frozenset({"not found", "notfound", "none", "unknown"})
+MAX_QUESTION_CHARS = 2000
+EXTRACTIVE = "extractive"
+GENERATIVE = "generative"
+STRATEGIES: dict[str, type[Extractive] | type[Generative]] = {
+    EXTRACTIVE: Extractive,
+    GENERATIVE: Generative,
+}
+ANSWER_MODES = tuple(STRATEGIES)
+# scripts/eval_qa.py, SQuAD tune, Gemma 3 270M: extractive EM 33 / F1 48, generative 11 / 23.
+DEFAULT_ANSWER_MODE = EXTRACTIVE
+
+TokenCallback = Callable[[str], None]
+
+
+class QueryEngine:
+    """Answers questions from an index with a generator model (loaded on first use).
+
+    ``answer_mode`` is ``extractive`` (default: the model copies a span from the
+    passage sentences most likely to hold the answer, with decoding constrained to
+    copying) or ``generative`` (the model writes an answer from whole passages; for
+    answers longer than a span). ``sentences`` is how many of the best sentences the
+    extractive reader is shown. Below ``min_confidence`` the engine abstains.
+    ``search_mode`` and ``where`` are passed to the index's search.
+    """
+
+    def __init__(
+        self,
+        index: Index,
+        generator: Generator | str | None = None,
+        *,
+        k: int = 3,
+        max_new_tokens: int = 48,
+        max_prompt_tokens: int = 1536,
+        search_mode: str = DEFAULT_MODE,
+        where: Where | None = None,
+        answer_mode: str = DEFAULT_ANSWER_MODE,
+        sentences: int = 1,
+        min_confidence: float = MIN_CONFIDENCE,
+    ) -> None:
+        if k <= 0:
+            raise InvalidValue(f"k must be greater than 0, got {k}")
+        if max_new_tokens <= 0:
+            raise InvalidValue(f"max_new_tokens must be greater than 0, got {max_new_tokens}")
+        if answer_mode not in STRATEGIES:
+            raise InvalidValue(
+                f"answer mode must be one of {', '.join(ANSWER_MODES)}, got {answer_mode!r}"
+            )
+        if sentences <= 0:
+            raise InvalidValue(f"sentences must be greater than 0, got {sentences}")
+        if not 0.0 <= min_confidence <= 1.0:
+            raise InvalidValue(f"min_confidence must be between 0 and 1, got {min_confidence}")
+        self.index = index
+        self._generator = generator if not isinstance(generator, str) else None
+        self._generator_name = generator if isinstance(generator, str) else None
+        self.k = k
+        self.search_mode = search_mode
+        self.where = where
+        self.answer_mode = answer_mode
+        self.min_confidence = min_confidence
+        self.strategy: Strategy = STRATEGIES[answer_mode](
+            max_new_tokens=max_new_tokens, max_prompt_tokens=max_prompt_tokens, sentences=sentences
+        )
+
+    @property
+    def generator(self) -> Generator:
+        if self._generator is None:
+            self._generator = load_generator(self._generator_name or self.index.settings.generator)
+        return self._generator
+
+    def ask(
+        self, question: str, *, k: int | None = None, on_token: TokenCallback | None = None
+    ) -> Answer:
+        """Answer one question; ``on_token`` receives the answer text as it is generated."""
+        question = _check_question(question)
+        hits = self.index.search(question, k or self.k, self.search_mode, self.where)
+        return self._answer(question, hits, on_token)
+
+    def ask_batch(self, questions: Sequence[str], *, k: int | None = None) -> list[Answer]:
+        """Answer many questions: one batched retrieval, then one generation each."""
+        checked = [_check_question(q) for q in questions]
+        if not checked:
+            return []
+        all_hits = self.index.search_batch(checked, k or self.k, self.search_mode, self.where)
+        return [self._answer(q, hits, None) for q, hits in zip(checked, all_hits)]
+
+    def _answer(self, question: str, hits: list[Hit], on_token: TokenCallback | None) -> Answer:
+        mode = self.strategy.name
+        if not hits:
+            return Answer(question, NOT_FOUND, abstained=True, mode=mode)
+        ranked = rank_sentences(question, [h.text for h in hits], self.index.embedder)
+        best = ranked[0] if ranked else None
+        signals = Signals(best.similarity, best.overlap) if best else Signals(0.0, 0.0)
+        sure = confidence(signals)
+        unanswered = Answer(
+            question, NOT_FOUND, passages=hits, abstained=True, confidence=sure, mode=mode,
+            signals=signals,
+        )  # fmt: skip
+        if sure < self.min_confidence:
+            # decided before generating: nothing is streamed that would then be withdrawn
+            log.info("confidence %.2f is below %.2f; not answering", sure, self.min_confidence)
+            return unanswered
+        reading = self.strategy.read(self.generator, question, hits, ranked, on_token)
+        if reading is None:
+            return unanswered
+        text = reading.generation.text.strip()
+        signals = replace(signals, answer_logprob=_mean(reading.generation.token_logprobs))
+        withdrawn = replace(unanswered, passages=reading.passages, generated=text, signals=signals)
+        if not text or normalize(text) in NOT_FOUND_REPLIES:
+            return withdrawn
+        if not reading.cited:
+            # never give an answer that cannot be cited
+            log.info("answer %r could not be tied to any passage; withdrawn", text)
+            return replace(withdrawn, supported=False)
+        citations = [Citation.of(n, reading.passages[n - 1], text) for n in reading.cited]
+        return replace(
+            withdrawn,
+            text=text + "".join(f" [{n}]" for n in reading.cited),
+            citations=citations,
+            abstained=False,
+        )
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else -math.inf
+
+
+def _check_question(question: str) -> str:
+    if not isinstance(question, str) or not question.strip():
+        raise InvalidValue("the question is empty; ask something")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise InvalidValue(
+            f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}"
+        )
+    return question.strip()

@@ -1,0 +1,41 @@
+"""What an answer strategy hands back to the engine, and what every strategy shares."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from rag.answer.sentences import Sentence
+from rag.models.generation import Generation, Generator
+from rag.types import Hit
+
+# Where a completion ends: the next line, or the model starting another example.
+STOP = ("\n", "Question:", "Passages:", "Passage:")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The generator's answer, the passages it was numbered against (``passages[n -
+    1]`` is ``[n]``), and the numbers of those that hold it (empty: none does)."""
+
+    generation: Generation
+    passages: list[Hit]
+    cited: list[int]
+
+
+class Strategy(Protocol):
+    """One way of reading passages into an answer (``extractive``, ``generative``)."""
+
+    name: str
+
+    def read(
+        self,
+        generator: Generator,
+        question: str,
+        hits: list[Hit],
+        ranked: list[Sentence],
+        on_token: Callable[[str], None] | None,
+    ) -> Reading | None:
+        """The answer read from ``hits``; None when they hold nothing to read."""
+        ...

@@ -1,0 +1,183 @@
+"""Commands that build and look after an index: index, status, check, repair."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from rag.cli.options import handle_errors, index_option, mib, open_index, resolve_index_dir
+
+if TYPE_CHECKING:
+    from rag.ingest.pipeline import IngestReport, Progress
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@index_option
+@click.option("--embedder", help="Embedding model name or folder (new index only).")
+@click.option("--generator", help="Default generator model name or folder for answers.")
+@click.option("--chunk-tokens", type=click.IntRange(min=16), help="Chunk size in tokens.")
+@click.option("--chunk-overlap", type=click.IntRange(min=0), help="Overlap in tokens.")
+@click.option("--vector-index", type=click.Choice(["auto", "flat", "ivf"]),
+              help="Vector index (new index only); auto: exact below 100,000 chunks.")  # fmt: skip
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="Seconds to wait for another process writing the index.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@handle_errors
+def index(
+    paths: tuple[Path, ...],
+    index_dir: Path | None,
+    embedder: str | None,
+    generator: str | None,
+    chunk_tokens: int | None,
+    chunk_overlap: int | None,
+    vector_index: str | None,
+    wait: float,
+    as_json: bool,
+) -> None:
+    """Index folders, files or JSONL corpora. Re-runs embed only what changed.
+
+    A JSONL corpus has one document a line: {"_id" or "id", "text", "title"?, ...}.
+    """
+    from rag.index import Index
+
+    folder = resolve_index_dir(index_dir)
+    idx = Index.open_or_create(
+        folder,
+        embedder=embedder,
+        generator=generator,
+        chunk_tokens=chunk_tokens,
+        chunk_overlap=chunk_overlap,
+        vector_index=vector_index,
+    )
+    with idx, ProgressBar(not as_json) as progress:
+        report = idx.add(*paths, progress=progress, lock_timeout=wait)
+    print_report(report, folder, as_json)
+    if not report.ok:
+        sys.exit(1)
+
+
+def print_report(report: IngestReport, folder: Path, as_json: bool) -> None:
+    summary = {
+        "added": report.added,
+        "updated": report.updated,
+        "removed": report.removed,
+        "unchanged": report.unchanged,
+        "skipped": len(report.skipped),
+        "failed": len(report.failed),
+        "chunks_embedded": report.chunks,
+        "seconds": round(report.seconds, 3),
+    }
+    if as_json:
+        failures = [{"path": f.path, "reason": f.reason} for f in report.failed]
+        click.echo(json.dumps({**summary, "index": str(folder), "failures": failures}))
+        return
+    for s in report.skipped:
+        click.echo(f"skipped {s.path}: {s.reason}", err=True)
+    for f in report.failed:
+        click.echo(f"failed  {f.path}: {f.reason}", err=True)
+    click.echo(
+        f"{folder}: {report.added} added, {report.updated} updated, {report.removed} removed, "
+        f"{report.unchanged} unchanged, {len(report.skipped)} skipped, "
+        f"{len(report.failed)} failed ({report.chunks} chunks embedded in {report.seconds:.1f}s)"
+    )
+
+
+class ProgressBar:
+    """A progress bar on stderr while files are indexed (only on a terminal)."""
+
+    def __init__(self, show: bool) -> None:
+        self.show = show and sys.stderr.isatty()
+        self.bar: Any = None
+        self.done = 0
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __call__(self, progress: Progress) -> None:
+        if not self.show:
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(
+                length=progress.files_total, label="indexing", file=sys.stderr
+            )
+            self.bar.__enter__()
+        self.bar.update(progress.files_done - self.done)
+        self.done = progress.files_done
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(kind, exc, tb)
+
+
+@click.command()
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def status(index_dir: Path | None, as_json: bool) -> None:
+    """Show what is indexed, with which models and settings."""
+    from dataclasses import asdict
+
+    with open_index(index_dir) as idx:
+        st = idx.status()
+    data = asdict(st)
+    if as_json:
+        click.echo(json.dumps(data))
+        return
+    click.echo(f"index      {st.path} (format {st.format_version})")
+    click.echo(f"documents  {st.documents} from {st.sources} files")
+    click.echo(f"chunks     {st.chunks}")
+    click.echo(f"vectors    {st.vector_index} index ({st.settings.vector_index} setting)")
+    click.echo(f"embedder   {st.settings.embedder}")
+    click.echo(f"generator  {st.settings.generator}")
+    click.echo(f"chunking   {st.settings.chunk_tokens} tokens, {st.settings.chunk_overlap} overlap")
+    click.echo(f"size       {mib(st.database_bytes)} database, {mib(st.vectors_bytes)} vectors")
+    for root in st.roots:
+        click.echo(f"root       {root}")
+
+
+@click.command()
+@index_option
+@handle_errors
+def check(index_dir: Path | None) -> None:
+    """Verify the index: database sound, every chunk has its vector, files agree."""
+    folder = resolve_index_dir(index_dir)
+    with open_index(folder) as idx:
+        problems = idx.check()
+        counts = idx.store.counts()
+    if problems:
+        for p in problems:
+            click.echo(f"problem: {p}", err=True)
+        raise click.ClickException(
+            f"the index at {folder} needs repair: rag repair --index {folder}"
+        )
+    click.echo(f"{folder}: ok ({counts['documents']} documents, {counts['chunks']} chunks)")
+
+
+@click.command()
+@index_option
+@click.option("--wait", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Seconds to wait for another process writing the index.")  # fmt: skip
+@handle_errors
+def repair(index_dir: Path | None, wait: float) -> None:
+    """Restore consistency: rebuild the vectors from the stored embeddings."""
+    folder = resolve_index_dir(index_dir)
+    with open_index(folder) as idx:
+        for line in idx.repair(lock_timeout=wait):
+            click.echo(line)
+        problems = idx.check()
+    if problems:
+        raise click.ClickException("still wrong after repair: " + "; ".join(problems))
+    click.echo(f"{folder}: ok")

@@ -1,0 +1,107 @@
+"""Plain-text helpers every stage shares: words, stop words, sentences, verbatim spans.
+
+>>> find_span("cat sat", "the concat cat\\n sat down")
+(11, 19)
+>>> sorted(content_words("What does LoRA train?"))
+['lora', 'train']
+"""
+
+from __future__ import annotations
+
+import re
+import string
+
+# One list for every use: words too common to tell texts apart (lexical queries,
+# sentence ranking) or to stand alone as an answer (copied spans).
+STOPWORDS = frozenset(
+    """
+    a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for
+    from further had has have having he her here hers herself him himself his how i if in
+    into is it its itself just may me might more most my myself no nor not now of off on
+    once only or other our ours ourselves out over own same she should so some such than
+    that the their theirs them themselves then there these they this those through to too
+    under until up very was we were what when where which while who whom whose why will
+    with would you your yours yourself yourselves
+    """.split()
+)
+
+WORD = re.compile(r"\w+")
+# Markdown: a heading line (ATX style) and the end of a sentence.
+MD_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
+SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
+# a heading line, or a run of text up to a blank line or a heading line
+_BLOCK_OR_HEADING = re.compile(
+    r"^#{1,6}[ \t][^\n]*|(?:(?!\n[ \t]*\n|\n#{1,6}[ \t]).)+", re.M | re.S
+)
+
+
+def squeeze(text: str) -> str:
+    """``text`` on one line: every run of white space becomes one space, ends stripped."""
+    return " ".join(text.split())
+
+
+_PUNCT = str.maketrans({c: " " for c in string.punctuation + "“”‘’–—"})
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize(text: str) -> str:
+    """Lower-cased words without punctuation and articles, as answers are compared."""
+    return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCT)).split())
+
+
+def content_words(text: str) -> set[str]:
+    """The lower-cased words of ``text`` that are not stop words or single characters."""
+    return {w for w in WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1}
+
+
+def says_something(text: str) -> bool:
+    """Whether ``text`` holds a word that is not a stop word (``the`` alone says nothing)."""
+    return any(w not in STOPWORDS for w in WORD.findall(text.lower()))
+
+
+def span_pattern(span: str, *, whole: bool = True) -> re.Pattern[str]:
+    """A pattern for ``span`` as words of a text, white space aside.
+
+    It starts at a word boundary, and ends at one too when ``whole`` (otherwise the
+    span may be the start of a longer word, as while it is being written).
+    """
+    words = span.split()
+    head = r"(?<!\w)" if words and words[0][:1].isalnum() else ""
+    tail = r"(?!\w)" if whole and words and words[-1][-1:].isalnum() else ""
+    return re.compile(head + r"\s+".join(re.escape(w) for w in words) + tail)
+
+
+def find_span(answer: str, text: str) -> tuple[int, int] | None:
+    """Where ``answer`` occurs in ``text`` as whole words, white space aside, if it does."""
+    if not answer.split():
+        return None
+    m = span_pattern(answer).search(text)
+    return (m.start(), m.end()) if m else None
+
+
+def strip_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """``start:end`` narrowed to leave out white space at either end."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of ``text``, white space around it left out.
+
+    Blank lines end a sentence too. Markdown heading lines are not sentences: they
+    are left out.
+    """
+    spans: list[tuple[int, int]] = []
+    for block in _BLOCK_OR_HEADING.finditer(text):
+        start, stop = block.start(), block.end()
+        if text.startswith("#", start) and MD_HEADING.match(block.group()):
+            continue
+        for m in SENTENCE_END.finditer(text, start, stop):
+            spans.append(strip_span(text, start, m.start()))
+            start = m.end()
+        spans.append(strip_span(text, start, stop))
+    return [(s, e) for s, e in spans if s < e]
