@@ -174,3 +174,46 @@ def test_damaged_database_gives_a_clear_error(tmp_path: Path, damage: str) -> No
     assert out.returncode != 0
     assert "Traceback" not in out.stderr
     assert "index.db" in out.stderr or "database" in out.stderr
+
+
+def test_an_old_index_is_migrated_only_under_the_writer_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    import rag.storage.store
+    from rag.errors import IndexLocked
+    from rag.settings import FORMAT_VERSION
+
+    e = HashEmbedder()
+    corpus = tmp_path / "c"
+    write_corpus(corpus, 3)
+    with Index.create(tmp_path / "idx", Settings(embedder=e.name), e) as idx:
+        idx.add(corpus)
+    db = sqlite3.connect(tmp_path / "idx" / "index.db")
+    db.execute("UPDATE meta SET value = '2' WHERE key = 'format_version'")
+    db.commit()
+    db.close()
+    holder = spawn(f"""
+        from rag.storage.lock import WriteLock
+        from pathlib import Path
+        with WriteLock(Path({str(tmp_path / "idx")!r})).hold(5):
+            print("locked", flush=True)
+            time.sleep(30)
+        """)
+    monkeypatch.setattr(rag.storage.store, "MIGRATION_WAIT", 0.3)
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(IndexLocked, match=f"updated by process {holder.pid}"):
+            Index.open(tmp_path / "idx", e)
+        db = sqlite3.connect(tmp_path / "idx" / "index.db")
+        version = db.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
+        db.close()
+        assert version == ("2",), "nothing is migrated while another process writes"
+    finally:
+        holder.kill()
+        holder.wait()
+    with Index.open(tmp_path / "idx", e) as idx:
+        assert idx.status().format_version == FORMAT_VERSION
+        assert idx.status().documents == 3

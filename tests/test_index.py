@@ -298,3 +298,135 @@ def test_deepening_document_search_embeds_the_queries_once(
     [ranked] = index.search_documents(["volcano lava note"], k=5, mode="dense")
     assert embedder.calls == before + 1
     assert len({h.doc_id for h in ranked}) == 5 and ranked[0].doc_id == "big.md"
+
+
+def _no_passage_twice(index: Index) -> None:
+    hits = index.search("models trained on data", k=60)
+    assert len(hits) == 60
+    assert len({h.text for h in hits}) == len(hits), "a passage comes back twice"
+
+
+def test_a_subfolder_then_its_parent_store_each_file_once(
+    tmp_path: Path, corpus: Path, embedder: HashEmbedder
+) -> None:
+    sub = corpus / "sub"
+    sub.mkdir()
+    for name in ("diffusion-models.md", "hallucination.md"):
+        (corpus / name).rename(sub / name)
+    index = make(tmp_path, embedder)
+    assert index.add(sub).added == 2
+    embedded = embedder.texts_embedded
+    report = index.add(corpus)
+    # the files of sub/ were not embedded again
+    assert embedder.texts_embedded - embedded == index.status().chunks - _chunks_of(index, sub)
+    assert (report.added, report.unchanged, report.removed) == (13, 2, 0)
+    status = index.status()
+    assert (status.documents, status.sources) == (15, 15)
+    _no_passage_twice(index)
+    # back through the subfolder: nothing changes, nothing is removed
+    report = index.add(sub)
+    assert (report.added, report.updated, report.removed, report.unchanged) == (0, 0, 0, 2)
+    assert index.status().documents == 15
+    # an edited file reached through the parent is one document, re-keyed to the parent
+    (sub / "hallucination.md").write_text("# Hallucination\n\nZebras hallucinate quietly.\n")
+    report = index.add(corpus)
+    assert (report.added, report.updated, report.removed) == (0, 1, 0)
+    assert index.status().documents == 15
+    assert index.search("zebras hallucinate", k=1)[0].doc_id == "sub/hallucination.md"
+    # a file deleted from the subfolder goes, whichever folder is indexed next
+    (sub / "diffusion-models.md").unlink()
+    assert index.add(corpus).removed == 1
+    assert index.status().documents == 14
+
+
+def test_a_parent_then_its_subfolder_keep_each_file_once(
+    tmp_path: Path, corpus: Path, embedder: HashEmbedder
+) -> None:
+    sub = corpus / "sub"
+    sub.mkdir()
+    (corpus / "hallucination.md").rename(sub / "hallucination.md")
+    index = make(tmp_path, embedder)
+    index.add(corpus)
+    report = index.add(sub)
+    assert (report.added, report.removed, report.unchanged) == (0, 0, 1)
+    assert index.status().documents == 15
+    assert index.search("hallucination", k=1, mode="lexical")[0].doc_id == "sub/hallucination.md"
+    _no_passage_twice(index)
+
+
+def test_a_symbolic_link_to_an_indexed_file_is_the_same_document(
+    tmp_path: Path, corpus: Path, embedder: HashEmbedder
+) -> None:
+    index = make(tmp_path, embedder)
+    index.add(corpus)
+    outside = tmp_path / "link.md"
+    outside.symlink_to(corpus / "hallucination.md")
+    report = index.add(outside)
+    assert (report.added, report.unchanged) == (0, 1)
+    inside = corpus / "alias.md"
+    inside.symlink_to(corpus / "hallucination.md")
+    report = index.add(corpus)
+    assert report.added == 0
+    assert [s.reason for s in report.skipped if s.path == str(inside)] == [
+        f"same file as {corpus / 'hallucination.md'}"
+    ]
+    assert index.status().documents == 15
+    _no_passage_twice(index)
+
+
+def test_opening_an_index_that_stored_a_file_twice_keeps_one_copy(
+    tmp_path: Path, corpus: Path, embedder: HashEmbedder
+) -> None:
+    index = make(tmp_path, embedder)
+    index.add(corpus)
+    chunks = index.status().chunks
+    index.close()
+    # what earlier versions stored after `rag index docs/sub` then `rag index docs`
+    db = sqlite3.connect(tmp_path / "idx" / "index.db")
+    db.executescript(
+        "INSERT INTO documents (root, doc_id, source, kind, title, content_hash, chars, "
+        "metadata, indexed_at) SELECT root || '/sub', 'copy.md', source, kind, title, "
+        "content_hash, chars, metadata, indexed_at FROM documents "
+        "WHERE doc_id = 'hallucination.md';"
+        "INSERT INTO chunks (document_id, ordinal, text, start, end, line_start, line_end, "
+        "page_start, page_end, heading, embedding) SELECT (SELECT max(id) FROM documents), "
+        "ordinal, text, start, end, line_start, line_end, page_start, page_end, heading, "
+        "embedding FROM chunks WHERE document_id = (SELECT id FROM documents WHERE doc_id = "
+        "'hallucination.md');"
+        "UPDATE meta SET value = '2' WHERE key = 'format_version';"
+    )
+    db.close()
+    with Index.open(tmp_path / "idx", embedder) as reopened:
+        assert reopened.status().documents == 15
+        assert reopened.status().chunks == chunks
+        assert [h.doc_id for h in reopened.search("hallucination", k=40, mode="lexical")].count(
+            "copy.md"
+        ) == 0
+        assert reopened.check() == [] or all("vectors" in p for p in reopened.check())
+        _no_passage_twice(reopened)
+
+
+def _chunks_of(index: Index, folder: Path) -> int:
+    with index.store.engine.connect() as c:
+        return int(
+            c.exec_driver_sql(
+                "SELECT count(*) FROM chunks JOIN documents d ON d.id = document_id "
+                "WHERE d.source LIKE ?",
+                (str(folder.resolve()) + "/%",),
+            ).scalar_one()
+        )
+
+
+def test_looking_up_more_chunks_than_sqlite_binds_at_once(
+    tmp_path: Path, corpus: Path, embedder: HashEmbedder
+) -> None:
+    index = make(tmp_path, embedder)
+    index.add(corpus)
+    ids = index.store.chunk_ids().tolist()
+    db = sqlite3.connect(":memory:")
+    limit = db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if hasattr(db, "getlimit") else 32766
+    db.close()
+    asked = list(range(1, limit + 2))  # past SQLite's limit on the variables of one statement
+    found = index.store.chunks(asked)
+    assert sorted(found) == ids
+    assert sorted(index.store.chunk_documents(asked)) == ids

@@ -148,21 +148,22 @@ class Ingest:
 
     @staticmethod
     def _distinct_files(found: list[Path], report: IngestReport) -> list[tuple[Path, Path]]:
-        """(path as found, resolved path) of each file, each real file once."""
-        files: list[tuple[Path, Path]] = []
-        first: dict[Path, Path] = {}
+        """(path as found, resolved path) of each file, each real file once: reached by
+        its own path where it was, else by the first link to it."""
+        reached: dict[Path, list[Path]] = {}
         for file in found:
             try:
-                real = file.resolve(strict=True)
+                reached.setdefault(file.resolve(strict=True), []).append(file)
             except OSError as e:
                 report.failed.append(Failure(str(file), e.strerror or str(e)))
-                continue
-            if real in first:
-                report.skipped.append(Skipped(str(file), f"same file as {first[real]}"))
-                continue
-            first[real] = file
-            files.append((file, real))
-        return files
+        files: list[tuple[Path, Path]] = []
+        for real, paths in reached.items():
+            chosen = real if real in paths else paths[0]
+            files.append((chosen, real))
+            for other in paths:
+                if other != chosen:
+                    report.skipped.append(Skipped(str(other), f"same file as {chosen}"))
+        return sorted(files)
 
     def _read_into(
         self,
