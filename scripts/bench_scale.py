@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from rag.index import Index  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-from rag.storage.store import DocumentWrite, Store  # noqa: E402
+from rag.storage.records import DocumentWrite  # noqa: E402
+from rag.storage.store import Store  # noqa: E402
 from rag.types import Chunk, Document  # noqa: E402
 
 DIM = 384

@@ -27,7 +27,8 @@ from rag.ingest.chunking import chunk_documents
 from rag.ingest.discovery import Skipped, discover
 from rag.models.embedder import Embedder
 from rag.settings import Settings
-from rag.storage.store import DocumentWrite, SourceState, Store, StoredDocument
+from rag.storage.records import DocumentWrite, SourceState, StoredDocument
+from rag.storage.store import Store
 from rag.types import Chunk, Document
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ from rag.errors import InvalidValue
 from rag.models.embedder import Embedder
 from rag.models.reranker import Reranker
 from rag.retrieval.fusion import best_per_group, fusion
-from rag.storage.store import Store, StoredChunk
+from rag.storage.records import StoredChunk
+from rag.storage.store import Store
 from rag.storage.sync import SyncedVectors
 from rag.types import Hit, Where
 

@@ -9,96 +9,44 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sqlalchemy import (
     Engine,
-    Integer,
-    String,
     create_engine,
-    delete,
     event,
     func,
-    insert,
     inspect,
     or_,
     select,
-    update,
 )
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session
 
 from rag.errors import IndexCorrupt
 from rag.settings import FORMAT_VERSION, Settings
+from rag.storage import writer
 from rag.storage.lexical import bm25_search, document_filter
 from rag.storage.lock import WriteLock
 from rag.storage.migrations import migrate
+from rag.storage.records import (
+    DocumentWrite,
+    SourceState,
+    StoredChunk,
+    StoredDocument,
+    batches,
+)
 from rag.storage.schema import FTS_DDL, Base, ChunkRow, DocumentRow, Meta, SourceRow
-from rag.types import Chunk, Document, Where
+from rag.types import Where
 
 log = logging.getLogger(__name__)
 
-# Ids bound into one IN (...) clause at most; SQLite limits the variables of a statement.
-IN_BATCH = 900
 # How long opening an index of an older format waits for a writer before migrating it.
 MIGRATION_WAIT = 60.0
-
-
-@dataclass(frozen=True)
-class StoredDocument:
-    pk: int
-    root: str
-    doc_id: str
-    source: str
-    type: str
-    content_hash: str
-
-
-@dataclass(frozen=True)
-class StoredChunk:
-    """A chunk row joined with its document, as search results need it."""
-
-    id: int
-    doc_pk: int
-    doc_id: str
-    root: str
-    source: str
-    title: str
-    type: str
-    metadata: dict[str, Any]
-    text: str
-    start: int
-    end: int
-    line_start: int
-    line_end: int
-    page_start: int | None
-    page_end: int | None
-    heading: str
-
-
-@dataclass(frozen=True)
-class DocumentWrite:
-    """A new or changed document with its chunks and their embeddings."""
-
-    document: Document
-    root: str
-    chunks: Sequence[Chunk]
-    embeddings: np.ndarray
-    pk: int | None = None  # the row it replaces, when the document was indexed before
-
-
-@dataclass(frozen=True)
-class SourceState:
-    path: str
-    root: str
-    size: int
-    mtime_ns: int
 
 
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -214,7 +162,7 @@ class Store:
         found: dict[str, SourceState] = {}
         with Session(self.engine) as s:
             for cond in [or_(SourceRow.root == root, inside)] + [
-                SourceRow.path.in_(part) for part in _batches(sorted(set(paths)))
+                SourceRow.path.in_(part) for part in batches(sorted(set(paths)))
             ]:
                 for r in s.scalars(select(SourceRow).where(cond)):
                     found[r.path] = SourceState(r.path, r.root, r.size, r.mtime_ns)
@@ -234,7 +182,7 @@ class Store:
         found: dict[int, StoredDocument] = {}
         with Session(self.engine) as s:
             for cond in [or_(DocumentRow.root == root, inside)] + [
-                DocumentRow.source.in_(part) for part in _batches(sorted(set(sources)))
+                DocumentRow.source.in_(part) for part in batches(sorted(set(sources)))
             ]:
                 for r in s.execute(select(*cols).where(cond)):
                     found[r[0]] = StoredDocument(*r)
@@ -276,7 +224,7 @@ class Store:
                 while rows := result.fetchmany(batch):
                     yield _unpack(rows, dim)
             else:
-                for part in _batches(wanted):
+                for part in batches(wanted):
                     rows = s.execute(
                         select(ChunkRow.id, ChunkRow.embedding).where(ChunkRow.id.in_(part))
                     ).all()
@@ -296,7 +244,7 @@ class Store:
         """The chunks that still exist among ``ids``, with their documents."""
         out: dict[int, StoredChunk] = {}
         with Session(self.engine) as s:
-            for part in _batches([int(i) for i in ids]):
+            for part in batches([int(i) for i in ids]):
                 stmt = (
                     select(ChunkRow, DocumentRow)
                     .join(DocumentRow, ChunkRow.document_id == DocumentRow.id)
@@ -327,7 +275,7 @@ class Store:
         """Chunk id -> document row id, for the chunks that still exist among ``ids``."""
         out: dict[int, int] = {}
         with Session(self.engine) as s:
-            for part in _batches([int(i) for i in ids]):
+            for part in batches([int(i) for i in ids]):
                 stmt = select(ChunkRow.id, ChunkRow.document_id).where(ChunkRow.id.in_(part))
                 out.update({r[0]: r[1] for r in s.execute(stmt)})
         return out
@@ -373,12 +321,11 @@ class Store:
     def sources_of(self, document_pks: Sequence[int]) -> list[str]:
         found: set[str] = set()
         with Session(self.engine) as s:
-            for part in _batches(list(document_pks)):
+            for part in batches(list(document_pks)):
                 found.update(s.scalars(select(DocumentRow.source).where(DocumentRow.id.in_(part))))
         return sorted(found)
 
     # -- writes -----------------------------------------------------------
-
     def write(
         self,
         writes: Sequence[DocumentWrite],
@@ -391,93 +338,7 @@ class Store:
         A changed document keeps its row id; its old chunks are replaced by new ones
         with new ids.
         """
-        now = time.time()
-        removed: list[int] = []
-        added: list[int] = []
-        with Session(self.engine) as s, s.begin():
-            if remove_documents:
-                removed += self._drop_documents(s, remove_documents)
-            for w in writes:
-                doc = w.document
-                values = dict(
-                    root=w.root,
-                    doc_id=doc.doc_id,
-                    source=doc.source,
-                    type=doc.type,
-                    title=doc.title,
-                    content_hash=doc.content_hash,
-                    chars=len(doc.text),
-                    meta=doc.metadata,
-                    indexed_at=now,
-                )
-                same_id = s.scalar(
-                    select(DocumentRow.id).where(
-                        DocumentRow.root == w.root, DocumentRow.doc_id == doc.doc_id
-                    )
-                )
-                pk = w.pk if w.pk is not None else same_id
-                if same_id is not None and same_id != pk:
-                    # another row holds this id under this root: this document replaces it
-                    removed += self._drop_documents(s, [same_id])
-                if pk is None:
-                    pk = s.scalar(insert(DocumentRow).values(**values).returning(DocumentRow.id))
-                else:
-                    removed += self._drop_chunks(s, [pk])
-                    s.execute(update(DocumentRow).where(DocumentRow.id == pk).values(**values))
-                assert pk is not None
-                rows = [
-                    dict(
-                        document_id=pk,
-                        ordinal=c.ordinal,
-                        text=c.text,
-                        start=c.start,
-                        end=c.end,
-                        line_start=c.line_start,
-                        line_end=c.line_end,
-                        page_start=c.page_start,
-                        page_end=c.page_end,
-                        heading=c.heading,
-                        embedding=np.asarray(v, dtype=np.float32).tobytes(),
-                    )
-                    for c, v in zip(w.chunks, w.embeddings)
-                ]
-                if rows and s.get(Meta, "dim") is None:
-                    s.add(Meta(key="dim", value=str(w.embeddings.shape[1])))
-                    s.flush()
-                if rows:
-                    added += s.scalars(
-                        insert(ChunkRow).returning(ChunkRow.id, sort_by_parameter_order=True), rows
-                    ).all()
-            for src in sources:
-                s.execute(delete(SourceRow).where(SourceRow.path == src.path))
-                s.add(SourceRow(path=src.path, root=src.root, size=src.size, mtime_ns=src.mtime_ns))
-            if remove_sources:
-                s.execute(delete(SourceRow).where(SourceRow.path.in_(list(remove_sources))))
-            self._bump_generation(s)
-        return removed, added
-
-    @staticmethod
-    def _drop_chunks(s: Session, document_pks: Sequence[int]) -> list[int]:
-        """Delete the chunks of these documents; returns their ids."""
-        ids = list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id.in_(document_pks))))
-        s.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(document_pks)))
-        return ids
-
-    @classmethod
-    def _drop_documents(cls, s: Session, pks: Sequence[int]) -> list[int]:
-        removed: list[int] = []
-        for part in _batches(list(pks)):
-            removed += cls._drop_chunks(s, part)
-            s.execute(delete(DocumentRow).where(DocumentRow.id.in_(part)))
-        return removed
-
-    @staticmethod
-    def _bump_generation(s: Session) -> None:
-        s.execute(
-            update(Meta)
-            .where(Meta.key == "generation")
-            .values(value=func.cast(func.cast(Meta.value, Integer) + 1, String))
-        )
+        return writer.write(self.engine, writes, sources, remove_documents, remove_sources)
 
 
 def _unpack(rows: Sequence[Any], dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -489,13 +350,6 @@ def _unpack(rows: Sequence[Any], dim: int) -> tuple[np.ndarray, np.ndarray]:
     if not good:
         return ids, np.zeros((0, dim), dtype=np.float32)
     return ids, np.frombuffer(b"".join(r[1] for r in good), dtype=np.float32).reshape(-1, dim)
-
-
-def _batches(items: Sequence[Any]) -> Iterator[list[Any]]:
-    """``items`` in runs of at most ``IN_BATCH``, each bound into one IN clause."""
-    for k in range(0, len(items), IN_BATCH):
-        yield list(items[k : k + IN_BATCH])
-
 
 def _inside(column: Any, root: str) -> Any:
     """SQL: ``column`` is the path ``root`` or a path inside the folder ``root``."""

@@ -1,0 +1,71 @@
+"""What the store hands out and takes in: rows as typed records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rag.types import Chunk, Document
+
+# Ids bound into one IN (...) clause at most; SQLite limits the variables of a statement.
+IN_BATCH = 900
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    pk: int
+    root: str
+    doc_id: str
+    source: str
+    type: str
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk row joined with its document, as search results need it."""
+
+    id: int
+    doc_pk: int
+    doc_id: str
+    root: str
+    source: str
+    title: str
+    type: str
+    metadata: dict[str, Any]
+    text: str
+    start: int
+    end: int
+    line_start: int
+    line_end: int
+    page_start: int | None
+    page_end: int | None
+    heading: str
+
+
+@dataclass(frozen=True)
+class DocumentWrite:
+    """A new or changed document with its chunks and their embeddings."""
+
+    document: Document
+    root: str
+    chunks: Sequence[Chunk]
+    embeddings: np.ndarray
+    pk: int | None = None  # the row it replaces, when the document was indexed before
+
+
+@dataclass(frozen=True)
+class SourceState:
+    path: str
+    root: str
+    size: int
+    mtime_ns: int
+
+
+def batches(items: Sequence[Any]) -> Iterator[list[Any]]:
+    """``items`` in runs of at most ``IN_BATCH``, each bound into one IN clause."""
+    for k in range(0, len(items), IN_BATCH):
+        yield list(items[k : k + IN_BATCH])
