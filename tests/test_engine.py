@@ -5,7 +5,8 @@ from typing import Any
 
 import pytest
 
-from rag.answer.engine import GENERATIVE, NOT_FOUND, QueryEngine
+from rag.answer.confidence import confidence
+from rag.answer.engine import ANSWER_MODES, GENERATIVE, NOT_FOUND, QueryEngine
 from rag.answer.generative import attribute, build_prompt
 from rag.errors import InvalidValue
 from rag.index import Index
@@ -72,7 +73,8 @@ def test_extractive_answer_is_a_verified_span_with_its_offsets(index: Index, cor
     assert source[cited.quote_start : cited.quote_end] == answer.generated
     assert cited.quote_line == source.count("\n", 0, cited.quote_start) + 1
     assert answer.text == f"{answer.generated} [{cited.n}]"
-    assert 0.0 < answer.confidence < 1.0
+    assert answer.signals is not None and answer.signals.overlap > 0.0
+    assert answer.confidence == confidence(answer.signals), "the calibrated estimate it reports"
 
 
 def test_extractive_answer_not_copied_is_withdrawn(index: Index) -> None:
@@ -151,9 +153,15 @@ def test_unsupported_answer_is_withdrawn(index: Index) -> None:
     assert answer.generated == "Purple elephants juggle xylophones"
 
 
-def test_model_saying_not_found_abstains_with_passages(index: Index) -> None:
-    answer = QueryEngine(index, EchoGenerator("not found")).ask("who won the 1970 world cup?")
+@pytest.mark.parametrize("answer_mode", ANSWER_MODES)
+def test_model_saying_not_found_abstains_with_passages(index: Index, answer_mode: str) -> None:
+    # min_confidence 0: the engine must not abstain before the model is asked
+    gen = EchoGenerator("not found")
+    engine = QueryEngine(index, gen, answer_mode=answer_mode, min_confidence=0.0)
+    answer = engine.ask("who won the 1970 world cup?")
+    assert gen.prompts, "the model was asked and its reply checked"
     assert answer.abstained and answer.text == NOT_FOUND and answer.passages
+    assert answer.generated == "not found" and answer.supported and answer.citations == []
 
 
 def test_empty_index_abstains_without_calling_the_model(tmp_path: Path) -> None:

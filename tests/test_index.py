@@ -189,7 +189,7 @@ def test_bad_search_arguments(tmp_path: Path, corpus: Path, embedder: HashEmbedd
         index.search("x", k=0)
     with pytest.raises(InvalidValue, match="non-empty"):
         index.search("   ")
-    with pytest.raises(InvalidValue):
+    with pytest.raises(InvalidValue, match="at least one folder or file"):
         index.add()
 
 
