@@ -132,3 +132,18 @@ finally:
     assert out.returncode == 0, out.stderr
     assert "diffusion" in out.stdout
     assert "LOADED []" in out.stdout
+
+
+def test_docstring_examples_hold() -> None:
+    import doctest
+    import importlib
+
+    for name in (
+        "rag.text",
+        "rag.types",
+        "rag.models.lazy",
+        "rag.retrieval.fusion",
+        "rag.storage.lexical",
+    ):
+        result = doctest.testmod(importlib.import_module(name))
+        assert result.attempted > 0 and result.failed == 0, name

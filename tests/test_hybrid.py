@@ -8,7 +8,7 @@ import pytest
 
 from rag.errors import InvalidValue
 from rag.index import Index
-from rag.retrieval.fusion import best_per_group, fusion, minmax, relative, rrf
+from rag.retrieval.fusion import ALPHA, best_per_group, fusion, minmax, relative, rrf
 from rag.retrieval.search import SEARCH_MODES
 from rag.settings import FORMAT_VERSION, Settings
 from rag.storage.lexical import lexical_query
@@ -170,10 +170,10 @@ def test_cli_reranker_option(tmp_path: Path, corpus: Path, embedder: HashEmbedde
 def test_relative_fusion_keeps_scores_meaningful() -> None:
     dense = [("a", 0.42), ("c", 0.30)]
     lexical = [("a", 3.0), ("b", 1.5)]
-    fused = dict(relative([dense, lexical]))
-    assert fused["a"] == pytest.approx(0.5 * 0.42 + 0.5 * 1.0), "the top hit is not stretched to 1"
-    assert fused["b"] == pytest.approx(0.5 * 0.5), "the last keyword match still counts"
-    assert fused["c"] == pytest.approx(0.5 * 0.30)
+    fused = dict(relative([dense, lexical], alpha=0.6))
+    assert fused["a"] == pytest.approx(0.6 * 0.42 + 0.4 * 1.0), "the top hit is not stretched to 1"
+    assert fused["b"] == pytest.approx(0.4 * 0.5), "the last keyword match still counts"
+    assert fused["c"] == pytest.approx(0.6 * 0.30)
     assert relative([[("x", -0.2)], []]) == [("x", 0.0)], "a negative cosine adds nothing"
     with pytest.raises(InvalidValue, match=r"fusion must be one of .*got 'average'"):
         fusion("average")
@@ -191,7 +191,7 @@ def test_hybrid_scores_are_the_weighted_dense_and_relative_lexical_scores(
     hits = index.search(q, k=10)
     for h in hits:
         cosine = max(dense.get(h.chunk_id, 0.0), 0.0)
-        expected = 0.5 * cosine + 0.5 * lexical.get(h.chunk_id, 0.0) / best
+        expected = ALPHA * cosine + (1 - ALPHA) * lexical.get(h.chunk_id, 0.0) / best
         assert h.score == pytest.approx(expected, abs=1e-6)
     assert hits[0].score < 1.0
     assert [h.chunk_id for h in index.search(q, k=10, fusion="rrf")] != [h.chunk_id for h in hits]
