@@ -130,7 +130,7 @@ def main() -> None:
 
     from rag.index import Index
     from rag.models.embedder import SentenceTransformerEmbedder
-    from rag.retrieval.fusion import DEFAULT_FUSION, FUSION_MODES, minmax, relative
+    from rag.retrieval.fusion import ALPHA, DEFAULT_FUSION, FUSION_MODES, minmax, relative
     from rag.settings import Settings
 
     corpus = args.data / "corpus.jsonl"
@@ -169,11 +169,17 @@ def main() -> None:
         ("dense", "dense", DEFAULT_FUSION),
         ("lexical (FTS5 BM25)", "lexical", DEFAULT_FUSION),
     ]
+    weighted = {relative.__name__, minmax.__name__}
     variants += [
-        (f"hybrid, {name}{' (default)' if name == DEFAULT_FUSION else ''}", "hybrid", name)
+        (
+            f"hybrid, {name}{f' alpha={ALPHA}' if name in weighted else ''}"
+            f"{' (default)' if name == DEFAULT_FUSION else ''}",
+            "hybrid",
+            name,
+        )
         for name in FUSION_MODES
     ]
-    for a in (0.3, 0.7):  # the weight of the dense side, for the weighted strategies
+    for a in (a for a in (0.3, 0.5, 0.7) if a != ALPHA):  # the weight of the dense side
         for strategy in (relative, minmax):
             name = f"{strategy.__name__}-alpha{a}"
             FUSION_MODES[name] = partial(strategy, alpha=a)
