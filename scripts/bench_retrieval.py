@@ -179,7 +179,7 @@ def main() -> None:
         )
         for name in FUSION_MODES
     ]
-    for a in (a for a in (0.3, 0.5, 0.7) if a != ALPHA):  # the weight of the dense side
+    for a in [w for w in (0.3, 0.5, 0.7) if w != ALPHA]:  # the weight of the dense side
         for strategy in (relative, minmax):
             name = f"{strategy.__name__}-alpha{a}"
             FUSION_MODES[name] = partial(strategy, alpha=a)
