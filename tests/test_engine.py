@@ -214,3 +214,53 @@ def test_generative_prompt_asks_for_sentences_not_a_short_copy() -> None:
     # the worked example answers with a sentence, as the mode is meant to
     example_answer = prompt.split("Answer:")[1].split("\n")[0].strip()
     assert len(example_answer.split()) >= 6 and example_answer.endswith(".")
+
+
+def test_the_engine_filter_limits_what_it_reads(index: Index) -> None:
+    from rag.types import Where
+
+    engine = QueryEngine(
+        index, EchoGenerator(), min_confidence=0.0, where=Where(path="hallucination.md")
+    )
+    for answer in (engine.ask("what are diffusion models?"), *engine.ask_batch(["what is a GAN?"])):
+        assert answer.passages and {p.doc_id for p in answer.passages} == {"hallucination.md"}
+
+
+def test_the_prompt_budget_keeps_every_passage_that_fits(index: Index) -> None:
+    """Passages are tried best first; one too long is skipped, later shorter ones still go in."""
+    from dataclasses import replace
+
+    from rag.answer.generative import Generative
+
+    gen = EchoGenerator()
+    best, *rest = index.search("what is hallucination in language models?", k=3)
+    hits = [replace(best, text=best.text * 4), *rest]
+    fixed = gen.count_tokens([build_prompt("q", [])])[0]
+    sizes = gen.count_tokens([f"[99] {h.text}\n" for h in hits])
+    budget = fixed + sizes[1] + sizes[2]  # room for the two shorter passages only
+    assert sizes[0] > sizes[1] + sizes[2] and budget + 10 <= gen.context_window
+    reader = Generative(max_new_tokens=10, max_prompt_tokens=budget, sentences=1)
+    assert reader.fit(gen, "q", hits) == rest
+    tighter = Generative(max_new_tokens=10, max_prompt_tokens=budget - 1, sentences=1)
+    assert tighter.fit(gen, "q", hits) == rest[:1]
+
+
+def test_a_citation_carries_its_passage_location(index: Index) -> None:
+    from rag.types import Citation
+
+    hit = index.search("latent diffusion", k=1)[0]
+    c = Citation.of(2, hit, hit.text.split()[3])
+    assert (c.n, c.chunk_id, c.doc_id, c.source, c.start, c.end) == (
+        2, hit.chunk_id, hit.doc_id, hit.source, hit.start, hit.end
+    )  # fmt: skip
+    assert (c.line_start, c.line_end, c.page_start, c.page_end) == (
+        hit.line_start, hit.line_end, hit.page_start, hit.page_end
+    )  # fmt: skip
+    assert c.to_dict()["source"] == hit.source and c.location == hit.location
+
+
+def test_attribute_cites_a_passage_holding_half_the_answer_words() -> None:
+    passages = ["The cat sat on the warm mat.", "Dogs bark at the mail carrier."]
+    assert attribute("cat purred loudly mat", passages) == [1]  # 2 of 4 content words
+    assert attribute("cat purred loudly softly", passages) == []  # 1 of 4
+    assert attribute("the mail carrier", passages) == [2]

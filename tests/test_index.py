@@ -430,3 +430,14 @@ def test_looking_up_more_chunks_than_sqlite_binds_at_once(
     found = index.store.chunks(asked)
     assert sorted(found) == ids
     assert sorted(index.store.chunk_documents(asked)) == ids
+
+
+def test_a_removed_file_is_forgotten_as_a_source(
+    tmp_path: Path, corpus: Path, embedder: HashEmbedder
+) -> None:
+    index = make(tmp_path, embedder)
+    index.add(corpus)
+    (corpus / "hallucination.md").unlink()
+    assert index.add(corpus).removed == 1
+    status = index.status()
+    assert (status.documents, status.sources) == (14, 14)

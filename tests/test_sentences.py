@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rag.answer.sentences import rank_sentences
+from tests.fakes import HashEmbedder
+
+
+def test_sentences_are_scored_against_the_question() -> None:
+    e = HashEmbedder()
+    question = "Which network judges whether an image is real?"
+    passages = [
+        "A GAN has two networks. The discriminator judges whether an image is real or fake.",
+        "Training alternates between them.\n\nThe generator learns to fool it.",
+    ]
+    ranked = rank_sentences(question, passages, e)
+    assert len(ranked) == 4
+    q = e.embed([question])[0]
+    for s in ranked:
+        assert passages[s.passage][s.start : s.end] == s.text
+        assert s.similarity == pytest.approx(float(e.embed([s.text])[0] @ q), abs=1e-6)
+    assert ranked[0].text.startswith("The discriminator judges")
+    assert ranked[0].overlap > 0.5 and min(s.overlap for s in ranked) == 0.0
+    assert [s.score for s in ranked] == sorted((s.score for s in ranked), reverse=True)
+    assert np.isclose(ranked[0].score, ranked[0].similarity + ranked[0].overlap)
