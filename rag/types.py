@@ -279,6 +279,35 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Excerpt:
+    """A sentence an answer was taken from: in passage ``n``, at ``start:end`` of the
+    source document, beginning on line ``line``."""
+
+    n: int
+    doc_id: str
+    start: int
+    end: int
+    line: int
+    text: str
+
+    @classmethod
+    def of(cls, n: int, hit: Hit, start: int, end: int) -> Excerpt:
+        """The excerpt at ``start:end`` of ``hit.text`` (passage ``n``)."""
+        line = hit.line_start + hit.text.count("\n", 0, start)
+        return cls(n, hit.doc_id, hit.start + start, hit.start + end, line, hit.text[start:end])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "doc_id": self.doc_id,
+            "start": self.start,
+            "end": self.end,
+            "line": self.line,
+            "text": self.text,
+        }
+
+
+@dataclass(frozen=True)
 class Signals:
     """What is measured of one answer to estimate its confidence.
 
@@ -305,6 +334,9 @@ class Answer:
     (calibrated on SQuAD); below the engine's ``min_confidence`` it abstains. ``mode``
     is the answer mode, ``extractive`` (a span copied from a passage) or
     ``generative``; ``signals`` are what the confidence was estimated from.
+    ``shape`` is the shape of answer the question asked for: ``factoid`` (a short
+    span) or ``sentences`` (whole sentences). ``sentences`` are the sentences the
+    answer was taken from, each with its place in the source.
     """
 
     question: str
@@ -317,6 +349,8 @@ class Answer:
     mode: str = "extractive"
     generated: str = ""
     signals: Signals | None = None
+    shape: str = ""
+    sentences: list[Excerpt] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -328,4 +362,6 @@ class Answer:
             "confidence": round(self.confidence, 4),
             "mode": self.mode,
             "generated": self.generated,
+            "shape": self.shape,
+            "sentences": [e.to_dict() for e in self.sentences],
         }

@@ -152,13 +152,14 @@ def test_uncitable_answer_is_withdrawn_on_the_cli(tmp_path: Path, corpus: Path) 
     register_generator("fake-nonsense", lambda: EchoGenerator("Purple elephants juggle"))
     index = build(tmp_path, corpus)
     never = ("--min-confidence", "0")
-    code, out, _ = run("ask", "why?", "--index", str(index), "--generator", "fake-nonsense", *never)
+    asked = ("ask", "which one?", "--index", str(index), "--generator", "fake-nonsense")
+    code, out, _ = run(*asked, *never)
     assert code == 0
     assert "Purple elephants juggle" in out  # streamed as generated
     assert "withdrawn (no passage supports it)" in out
     assert "Not found in the indexed documents." in out and "Closest passages:" in out
     code, out, _ = run(
-        "ask", "why?", "--index", str(index), "--generator", "fake-nonsense", "--json", *never
+        "ask", "which one?", "--index", str(index), "--generator", "fake-nonsense", "--json", *never
     )
     answer = json.loads(out)
     assert answer["abstained"] and not answer["supported"] and answer["citations"] == []
@@ -179,3 +180,19 @@ def test_batch_ask_keeps_order_across_groups(tmp_path: Path, corpus: Path) -> No
     code, out, _ = run("ask", "--index", str(index), "--questions", str(questions), "--json")
     assert code == 0
     assert [json.loads(x)["id"] for x in out.splitlines()] == [f"q{i}" for i in range(n)]
+
+
+def test_ask_shows_the_sentence_a_short_answer_came_from(tmp_path: Path, corpus: Path) -> None:
+    register_generator("fake-echo", EchoGenerator)
+    index = build(tmp_path, corpus)
+    question = "which process adds noise to the data in diffusion models?"
+    code, out, _ = run("ask", question, "--index", str(index), "--generator", "fake-echo",
+                       "--min-confidence", "0", "--json")  # fmt: skip
+    assert code == 0
+    answer = json.loads(out)
+    assert answer["shape"] == "factoid" and answer["sentences"]
+    code, out, _ = run("ask", question, "--index", str(index), "--generator", "fake-echo",
+                       "--min-confidence", "0")  # fmt: skip
+    assert code == 0
+    shown = next(line for line in out.splitlines() if line.startswith("from ["))
+    assert f"«{answer['generated']}»" in shown

@@ -147,7 +147,7 @@ def test_unsupported_answer_is_withdrawn(index: Index) -> None:
     engine = QueryEngine(
         index, EchoGenerator("Purple elephants juggle xylophones"), min_confidence=0
     )
-    answer = engine.ask("why do diffusion models add noise?")
+    answer = engine.ask("which process adds noise in diffusion models?")
     assert not answer.supported and answer.citations == []
     assert answer.abstained and answer.text == NOT_FOUND and answer.passages
     assert answer.generated == "Purple elephants juggle xylophones"
@@ -264,3 +264,36 @@ def test_attribute_cites_a_passage_holding_half_the_answer_words() -> None:
     assert attribute("cat purred loudly mat", passages) == [1]  # 2 of 4 content words
     assert attribute("cat purred loudly softly", passages) == []  # 1 of 4
     assert attribute("the mail carrier", passages) == [2]
+
+
+def test_a_why_question_gets_the_answering_sentences_verbatim(index: Index, corpus: Path) -> None:
+    gen = EchoGenerator("Purple elephants")
+    streamed: list[str] = []
+    engine = QueryEngine(index, gen, min_confidence=0.0)
+    question = "why does a diffusion model add noise step by step?"
+    answer = engine.ask(question, on_token=streamed.append)
+    assert answer.shape == "sentences" and not answer.abstained
+    assert gen.prompts == [], "whole sentences need no generation"
+    assert "".join(streamed) == answer.generated
+    source = (corpus / answer.citations[0].doc_id).read_text()
+    c = answer.citations[0]
+    assert c.quote_start is not None and c.quote_end is not None
+    assert source[c.quote_start : c.quote_end] == answer.generated
+    excerpts = answer.sentences
+    assert 1 <= len(excerpts) <= 3
+    assert excerpts[0].start == c.quote_start and excerpts[-1].end == c.quote_end
+    for e in excerpts:
+        assert source[e.start : e.end] == e.text
+        assert e.line == 1 + source.count("\n", 0, e.start)
+        assert e.text[-1] in ".!?:" or e.text.endswith(")")
+    data = answer.to_dict()
+    assert data["shape"] == "sentences" and data["sentences"][0]["text"] == excerpts[0].text
+
+
+def test_a_factoid_question_gets_a_span_and_the_sentence_it_came_from(index: Index) -> None:
+    gen = EchoGenerator()
+    answer = QueryEngine(index, gen, min_confidence=0.0).ask(
+        "which process adds noise to the data in diffusion models?"
+    )
+    assert answer.shape == "factoid" and len(gen.prompts) == 1
+    assert answer.sentences and answer.generated in answer.sentences[0].text

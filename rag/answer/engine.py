@@ -23,13 +23,14 @@ from rag.answer.extractive import Extractive
 from rag.answer.generative import Generative
 from rag.answer.reading import Strategy
 from rag.answer.sentences import rank_sentences
+from rag.answer.shape import shape
 from rag.errors import InvalidValue
 from rag.index import Index
 from rag.models.generation import Generator
 from rag.models.registry import load_generator
 from rag.retrieval.search import DEFAULT_MODE
 from rag.text import normalize
-from rag.types import Answer, Citation, Hit, Signals, Where
+from rag.types import Answer, Citation, Excerpt, Hit, Signals, Where
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class QueryEngine:
         sure = confidence(signals)
         unanswered = Answer(
             question, NOT_FOUND, passages=hits, abstained=True, confidence=sure, mode=mode,
-            signals=signals,
+            signals=signals, shape=shape(question),
         )  # fmt: skip
         if sure < self.min_confidence:
             # decided before generating: nothing is streamed that would then be withdrawn
@@ -150,11 +151,16 @@ class QueryEngine:
             log.info("answer %r could not be tied to any passage; withdrawn", text)
             return replace(withdrawn, supported=False)
         citations = [Citation.of(n, reading.passages[n - 1], text) for n in reading.cited]
+        excerpts = [
+            Excerpt.of(s.passage + 1, reading.passages[s.passage], s.start, s.end)
+            for s in reading.sentences
+        ]
         return replace(
             withdrawn,
             text=text + "".join(f" [{n}]" for n in reading.cited),
             citations=citations,
             abstained=False,
+            sentences=excerpts,
         )
 
 

@@ -1,9 +1,11 @@
-"""The extractive answer: a span copied word for word from the best sentences.
+"""The extractive answer: words copied verbatim from the best sentences.
 
-The reader is shown only the sentences most likely to hold the answer, in a
-few-shot prompt, and its decoding is constrained to copying (``CopyFrom``). The span
-is then found again in its passage: verified, not trusted, since a generator that
-cannot constrain decoding may paraphrase.
+A factoid question gets a short span: the reader is shown only the sentences most
+likely to hold the answer, in a few-shot prompt, and its decoding is constrained to
+copying (``CopyFrom``). The span is then found again in its passage: verified, not
+trusted, since a generator that cannot constrain decoding may paraphrase. Other
+questions (what is, how, why, lists, comparisons) get the best sentence as it stands,
+run on into the neighbouring sentences that also rank high, with no generation.
 """
 
 from __future__ import annotations
@@ -13,9 +15,15 @@ from collections.abc import Callable
 
 from rag.answer.reading import STOP, Reading
 from rag.answer.sentences import Sentence
-from rag.models.generation import CopyFrom, Generator
+from rag.answer.shape import SENTENCES, shape
+from rag.models.generation import CopyFrom, Generation, Generator
 from rag.text import content_words, find_span, squeeze
 from rag.types import Hit
+
+# A sentence answer runs to at most this many sentences, joining the best one with
+# neighbours that rank among the best this many.
+MAX_SENTENCES = 3
+NEIGHBOUR_RANK = 8
 
 INSTRUCTION = (
     "Answer each question with a short span copied word for word from its passage. "
@@ -74,6 +82,8 @@ class Extractive:
     ) -> Reading | None:
         if not ranked:  # headings only: no sentence to copy from
             return None
+        if shape(question) == SENTENCES:
+            return _sentences(hits, ranked, on_token)
         chosen = sorted(ranked[: self.sentences], key=lambda s: (s.passage, s.start))
         reading = [s.text for s in chosen]
         extra: dict[str, CopyFrom] = {}
@@ -86,8 +96,43 @@ class Extractive:
             on_token=on_token,
             **extra,
         )
-        cited = [s.passage + 1 for s in chosen if find_span(gen.text, s.text) is not None]
-        return Reading(gen, hits, list(dict.fromkeys(cited)))
+        holding = [s for s in chosen if find_span(gen.text, s.text) is not None]
+        cited = list(dict.fromkeys(s.passage + 1 for s in holding))
+        return Reading(gen, hits, cited, holding)
+
+
+def _sentences(
+    hits: list[Hit], ranked: list[Sentence], on_token: Callable[[str], None] | None
+) -> Reading:
+    """The best sentence as it stands, with the high-ranked sentences around it."""
+    best = ranked[0]
+    text = hits[best.passage].text
+    run = [best]
+    near = [s for s in ranked[1:NEIGHBOUR_RANK] if s.passage == best.passage]
+    grew = True
+    while grew and len(run) < MAX_SENTENCES:
+        grew = False
+        for s in near:
+            if s in run or len(run) >= MAX_SENTENCES:
+                continue
+            if s.start >= run[-1].end and not text[run[-1].end : s.start].strip():
+                run.append(s)
+                grew = True
+            elif s.end <= run[0].start and not text[s.end : run[0].start].strip():
+                run.insert(0, s)
+                grew = True
+    if run[-1].text.rstrip().endswith(":") and len(run) < MAX_SENTENCES:
+        # a sentence that introduces a list takes the list with it
+        after = sorted(
+            (s for s in ranked if s.passage == best.passage and s.start >= run[-1].end),
+            key=lambda s: s.start,
+        )
+        if after and not text[run[-1].end : after[0].start].strip():
+            run.append(after[0])
+    answer = text[run[0].start : run[-1].end]
+    if on_token is not None:
+        on_token(answer)
+    return Reading(Generation(answer, [], 0, 0), hits, [best.passage + 1], run)
 
 
 def _takes_copy_from(generator: Generator) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from rag.answer.sentences import Sentence
@@ -16,12 +16,14 @@ STOP = ("\n", "Question:", "Passages:", "Passage:")
 
 @dataclass(frozen=True)
 class Reading:
-    """The generator's answer, the passages it was numbered against (``passages[n -
-    1]`` is ``[n]``), and the numbers of those that hold it (empty: none does)."""
+    """The answer, the passages it was numbered against (``passages[n - 1]`` is
+    ``[n]``), the numbers of those that hold it (empty: none does), and the sentences
+    of those passages it was taken from."""
 
     generation: Generation
     passages: list[Hit]
     cited: list[int]
+    sentences: list[Sentence] = field(default_factory=list)
 
 
 class Strategy(Protocol):

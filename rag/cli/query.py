@@ -182,6 +182,18 @@ def ask(
         _print_answer(answer)
 
 
+def _marked(answer: Answer) -> str:
+    """The sentence a short answer came from, on one line, with the answer in «»."""
+    from rag.text import find_span, squeeze
+
+    sentence = answer.sentences[0].text
+    found = find_span(answer.generated, sentence)
+    if found is not None:
+        a, b = found
+        sentence = f"{sentence[:a]}«{sentence[a:b]}»{sentence[b:]}"
+    return squeeze(sentence)
+
+
 def _print_answer(answer: Answer) -> None:
     from rag.answer.engine import NOT_FOUND
 
@@ -196,6 +208,8 @@ def _print_answer(answer: Answer) -> None:
                 click.echo(f"[{n}] {p.location}")
         return
     click.echo("".join(f" [{c.n}]" for c in answer.citations))
+    if answer.shape == "factoid" and answer.sentences:
+        click.echo(f"\nfrom [{answer.sentences[0].n}]: {_marked(answer)}")
     click.echo("\nSources:")
     cited = {c.n: c for c in answer.citations}
     for n, p in enumerate(answer.passages, 1):
