@@ -333,11 +333,7 @@ class Store:
         remove_documents: Sequence[int] = (),
         remove_sources: Sequence[str] = (),
     ) -> tuple[list[int], list[int]]:
-        """Apply one batch in one transaction; returns (removed chunk ids, added chunk ids).
-
-        A changed document keeps its row id; its old chunks are replaced by new ones
-        with new ids.
-        """
+        """One batch in one transaction: see :func:`rag.storage.writer.write`."""
         return writer.write(self.engine, writes, sources, remove_documents, remove_sources)
 
 

@@ -22,8 +22,9 @@ def write(
 ) -> tuple[list[int], list[int]]:
     """Apply one batch in one transaction; returns (removed chunk ids, added chunk ids).
 
-    A changed document keeps its row id; its old chunks are replaced by new ones
-    with new ids.
+    A document written with ``pk``, or stored before under the same root and id,
+    replaces that row: the row id stays, its old chunks are replaced by new ones with
+    new ids.
     """
     now = time.time()
     removed: list[int] = []
