@@ -297,3 +297,17 @@ def test_a_factoid_question_gets_a_span_and_the_sentence_it_came_from(index: Ind
     )
     assert answer.shape == "factoid" and len(gen.prompts) == 1
     assert answer.sentences and answer.generated in answer.sentences[0].text
+
+
+def test_an_answer_never_starts_from_a_title(tmp_path: Path, embedder: HashEmbedder) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "iso.txt").write_text(
+        "Isolation Levels\n\nThe isolation level decides what a transaction sees of other "
+        "transactions that run at the same time.\n"
+    )
+    idx = Index.create(tmp_path / "idx", Settings(embedder=embedder.name), embedder)
+    idx.add(docs)
+    answer = QueryEngine(idx, EchoGenerator(), min_confidence=0.0).ask("what are isolation levels?")
+    assert answer.shape == "sentences"
+    assert answer.generated.startswith("The isolation level decides")

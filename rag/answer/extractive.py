@@ -24,6 +24,8 @@ from rag.types import Hit
 # neighbours that rank among the best this many.
 MAX_SENTENCES = 3
 NEIGHBOUR_RANK = 8
+# Text without sentence punctuation this short is a title or a label, not an answer.
+MIN_WORDS = 6
 
 INSTRUCTION = (
     "Answer each question with a short span copied word for word from its passage. "
@@ -82,9 +84,10 @@ class Extractive:
     ) -> Reading | None:
         if not ranked:  # headings only: no sentence to copy from
             return None
+        readable = [s for s in ranked if _reads_as_sentence(s)] or ranked
         if shape(question) == SENTENCES:
-            return _sentences(hits, ranked, on_token)
-        chosen = sorted(ranked[: self.sentences], key=lambda s: (s.passage, s.start))
+            return _sentences(hits, readable, ranked, on_token)
+        chosen = sorted(readable[: self.sentences], key=lambda s: (s.passage, s.start))
         reading = [s.text for s in chosen]
         extra: dict[str, CopyFrom] = {}
         if _takes_copy_from(generator):
@@ -101,14 +104,27 @@ class Extractive:
         return Reading(gen, hits, cited, holding)
 
 
+def _reads_as_sentence(s: Sentence) -> bool:
+    """Whether ``s`` reads as a sentence, not as a title or a label: it ends like one,
+    or it is long enough to say something (``Isolation Levels`` is neither)."""
+    return s.text.rstrip()[-1:] in ".!?:;)" or len(s.text.split()) >= MIN_WORDS
+
+
 def _sentences(
-    hits: list[Hit], ranked: list[Sentence], on_token: Callable[[str], None] | None
+    hits: list[Hit],
+    readable: list[Sentence],
+    ranked: list[Sentence],
+    on_token: Callable[[str], None] | None,
 ) -> Reading:
-    """The best sentence as it stands, with the high-ranked sentences around it."""
-    best = ranked[0]
+    """The best sentence as it stands, with the high-ranked sentences around it.
+
+    The answer starts from a sentence that reads as one; a list or a command block
+    may follow a sentence that introduces it with a colon.
+    """
+    best = readable[0]
     text = hits[best.passage].text
     run = [best]
-    near = [s for s in ranked[1:NEIGHBOUR_RANK] if s.passage == best.passage]
+    near = [s for s in readable[1:NEIGHBOUR_RANK] if s.passage == best.passage]
     grew = True
     while grew and len(run) < MAX_SENTENCES:
         grew = False
