@@ -37,6 +37,11 @@ def _unit(module: str) -> str:
     return ".".join(parts[:2])
 
 
+def _is_module(name: str) -> bool:
+    path = PACKAGE.parent.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
 def _imports() -> dict[str, set[str]]:
     """Module -> the rag modules it imports anywhere in it (functions included)."""
     graph: dict[str, set[str]] = {}
@@ -46,13 +51,11 @@ def _imports() -> dict[str, set[str]]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rag"):
                 found.add(node.module)
+                # `from rag.storage import writer` imports the module rag.storage.writer
                 found.update(
                     f"{node.module}.{a.name}"
                     for a in node.names
-                    if (PACKAGE.parent / f"{node.module}.{a.name}".replace(".", "/")).exists()
-                    or Path(PACKAGE.parent, *f"{node.module}.{a.name}".split(".")).with_suffix(
-                        ".py"
-                    ).exists()
+                    if _is_module(f"{node.module}.{a.name}")
                 )
             elif isinstance(node, ast.Import):
                 found.update(a.name for a in node.names if a.name.startswith("rag"))
