@@ -311,3 +311,12 @@ def test_an_answer_never_starts_from_a_title(tmp_path: Path, embedder: HashEmbed
     answer = QueryEngine(idx, EchoGenerator(), min_confidence=0.0).ask("what are isolation levels?")
     assert answer.shape == "sentences"
     assert answer.generated.startswith("The isolation level decides")
+
+
+@pytest.mark.parametrize("answer_mode", ANSWER_MODES)
+def test_the_answer_length_limit_reaches_the_generator(index: Index, answer_mode: str) -> None:
+    gen = EchoGenerator("one two three four five six seven")
+    engine = QueryEngine(index, gen, max_new_tokens=3, min_confidence=0.0, answer_mode=answer_mode)
+    answer = engine.ask("which process adds noise to the data in diffusion models?")
+    assert gen.prompts, "the model was asked"
+    assert answer.generated == "one two three"

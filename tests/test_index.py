@@ -336,7 +336,7 @@ def test_a_subfolder_then_its_parent_store_each_file_once(
     # a file deleted from the subfolder goes, whichever folder is indexed next
     (sub / "diffusion-models.md").unlink()
     assert index.add(corpus).removed == 1
-    assert index.status().documents == 14
+    assert (index.status().documents, index.status().sources) == (14, 14)
 
 
 def test_a_parent_then_its_subfolder_keep_each_file_once(
