@@ -193,6 +193,10 @@ class Hit:
         """``path:12-30`` (lines), with ``p.3`` for paged documents."""
         return location(self.doc_id, self.line_start, self.line_end, self.page_start, self.page_end)
 
+    def line_of(self, offset: int) -> int:
+        """The line of the document (1-based) that ``text[offset]`` is on."""
+        return self.line_start + self.text.count("\n", 0, offset)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "doc_id": self.doc_id,
@@ -242,7 +246,7 @@ class Citation:
         if found is not None:
             a, b = found
             quote_start, quote_end = hit.start + a, hit.start + b
-            quote_line = hit.line_start + hit.text.count("\n", 0, a)
+            quote_line = hit.line_of(a)
         return cls(
             n=n,
             chunk_id=hit.chunk_id,
@@ -293,8 +297,8 @@ class Excerpt:
     @classmethod
     def of(cls, n: int, hit: Hit, start: int, end: int) -> Excerpt:
         """The excerpt at ``start:end`` of ``hit.text`` (passage ``n``)."""
-        line = hit.line_start + hit.text.count("\n", 0, start)
-        return cls(n, hit.doc_id, hit.start + start, hit.start + end, line, hit.text[start:end])
+        text = hit.text[start:end]
+        return cls(n, hit.doc_id, hit.start + start, hit.start + end, hit.line_of(start), text)
 
     def to_dict(self) -> dict[str, Any]:
         return {

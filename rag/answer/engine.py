@@ -130,15 +130,16 @@ class QueryEngine:
         best = ranked[0] if ranked else None
         signals = Signals(best.similarity, best.overlap) if best else Signals(0.0, 0.0)
         sure = confidence(signals)
+        wanted = shape(question)
         unanswered = Answer(
             question, NOT_FOUND, passages=hits, abstained=True, confidence=sure, mode=mode,
-            signals=signals, shape=shape(question),
+            signals=signals, shape=wanted,
         )  # fmt: skip
         if sure < self.min_confidence:
             # decided before generating: nothing is streamed that would then be withdrawn
             log.info("confidence %.2f is below %.2f; not answering", sure, self.min_confidence)
             return unanswered
-        reading = self.strategy.read(self.generator, question, hits, ranked, on_token)
+        reading = self.strategy.read(self.generator, question, wanted, hits, ranked, on_token)
         if reading is None:
             return unanswered
         text = reading.generation.text.strip()

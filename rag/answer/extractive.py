@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from rag.answer.reading import STOP, Reading
 from rag.answer.sentences import Sentence
-from rag.answer.shape import SENTENCES, shape
+from rag.answer.shape import SENTENCES
 from rag.models.generation import CopyFrom, Generation, Generator
 from rag.text import content_words, find_span, squeeze
 from rag.types import Hit
@@ -78,6 +78,7 @@ class Extractive:
         self,
         generator: Generator,
         question: str,
+        shape: str,
         hits: list[Hit],
         ranked: list[Sentence],
         on_token: Callable[[str], None] | None,
@@ -85,7 +86,7 @@ class Extractive:
         if not ranked:  # headings only: no sentence to copy from
             return None
         readable = [s for s in ranked if _reads_as_sentence(s)] or ranked
-        if shape(question) == SENTENCES:
+        if shape == SENTENCES:
             return _sentences(hits, readable, ranked, on_token)
         chosen = sorted(readable[: self.sentences], key=lambda s: (s.passage, s.start))
         reading = [s.text for s in chosen]
@@ -123,6 +124,11 @@ def _sentences(
     """
     best = readable[0]
     text = hits[best.passage].text
+
+    def adjoin(end: int, start: int) -> bool:
+        """Only white space between ``text[:end]`` and ``text[start:]``."""
+        return end <= start and not text[end:start].strip()
+
     run = [best]
     near = [s for s in readable[1:NEIGHBOUR_RANK] if s.passage == best.passage]
     grew = True
@@ -131,10 +137,10 @@ def _sentences(
         for s in near:
             if s in run or len(run) >= MAX_SENTENCES:
                 continue
-            if s.start >= run[-1].end and not text[run[-1].end : s.start].strip():
+            if adjoin(run[-1].end, s.start):
                 run.append(s)
                 grew = True
-            elif s.end <= run[0].start and not text[s.end : run[0].start].strip():
+            elif adjoin(s.end, run[0].start):
                 run.insert(0, s)
                 grew = True
     if run[-1].text.rstrip().endswith(":") and len(run) < MAX_SENTENCES:
@@ -143,7 +149,7 @@ def _sentences(
             (s for s in ranked if s.passage == best.passage and s.start >= run[-1].end),
             key=lambda s: s.start,
         )
-        if after and not text[run[-1].end : after[0].start].strip():
+        if after and adjoin(run[-1].end, after[0].start):
             run.append(after[0])
     answer = text[run[0].start : run[-1].end]
     if on_token is not None:

@@ -77,6 +77,7 @@ class Generative:
         self,
         generator: Generator,
         question: str,
+        shape: str,
         hits: list[Hit],
         ranked: list[Sentence],
         on_token: Callable[[str], None] | None,

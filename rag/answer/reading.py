@@ -35,9 +35,11 @@ class Strategy(Protocol):
         self,
         generator: Generator,
         question: str,
+        shape: str,
         hits: list[Hit],
         ranked: list[Sentence],
         on_token: Callable[[str], None] | None,
     ) -> Reading | None:
-        """The answer read from ``hits``; None when they hold nothing to read."""
+        """The answer read from ``hits``, in the ``shape`` the question asks for
+        (``rag.answer.shape``); None when they hold nothing to read."""
         ...

@@ -66,7 +66,7 @@ class Searcher:
         check_queries(queries, k, mode)
         combine = fusion(fuse)
         self.vectors.refresh()
-        keep = max(k, RERANK_DEPTH) if self._reranker() is not None else k
+        keep = self._keep(k)
         depth = max(keep, CANDIDATES) if mode == "hybrid" else keep
         scope = self._scope(queries, mode, where)
         rankings = [combine(parts)[:keep] for parts in self._rankings(scope, None, depth)]
@@ -88,7 +88,7 @@ class Searcher:
         scope = self._scope(queries, mode, where)
         picks: list[list[tuple[int, float]]] = [[] for _ in queries]  # (best chunk, score)
         todo = list(range(len(queries)))
-        keep = max(k, RERANK_DEPTH) if self._reranker() is not None else k
+        keep = self._keep(k)
         depth = max(keep * 4, CANDIDATES)
         while todo:
             rankings = self._rankings(scope, todo, depth)
@@ -111,6 +111,10 @@ class Searcher:
         rows = self.store.chunks(sorted({c for p in picks for c, _ in p}))
         hits = [_ranked([_hit(rows[c], s) for c, s in p if c in rows]) for p in picks]
         return [self._rerank(q, h, k) for q, h in zip(queries, hits)]
+
+    def _keep(self, k: int) -> int:
+        """How many fused candidates to keep: ``k``, or more for a reranker to rescore."""
+        return max(k, RERANK_DEPTH) if self._reranker() is not None else k
 
     def _rerank(self, query: str, hits: list[Hit], k: int) -> list[Hit]:
         """The top ``k`` hits, rescored by the reranker when there is one."""

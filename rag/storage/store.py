@@ -158,12 +158,9 @@ class Store:
     def sources(self, root: str, paths: Iterable[str] = ()) -> dict[str, SourceState]:
         """The files recorded as read: those indexed from ``root``, those inside it
         (whatever folder they were indexed from) and those at ``paths``."""
-        inside = _inside(SourceRow.path, root)
         found: dict[str, SourceState] = {}
         with Session(self.engine) as s:
-            for cond in [or_(SourceRow.root == root, inside)] + [
-                SourceRow.path.in_(part) for part in batches(sorted(set(paths)))
-            ]:
+            for cond in _reached(SourceRow.root, SourceRow.path, root, paths):
                 for r in s.scalars(select(SourceRow).where(cond)):
                     found[r.path] = SourceState(r.path, r.root, r.size, r.mtime_ns)
         return found
@@ -178,12 +175,9 @@ class Store:
             DocumentRow.type,
             DocumentRow.content_hash,
         )
-        inside = _inside(DocumentRow.source, root)
         found: dict[int, StoredDocument] = {}
         with Session(self.engine) as s:
-            for cond in [or_(DocumentRow.root == root, inside)] + [
-                DocumentRow.source.in_(part) for part in batches(sorted(set(sources)))
-            ]:
+            for cond in _reached(DocumentRow.root, DocumentRow.source, root, sources):
                 for r in s.execute(select(*cols).where(cond)):
                     found[r[0]] = StoredDocument(*r)
         return sorted(found.values(), key=lambda d: d.pk)
@@ -346,6 +340,14 @@ def _unpack(rows: Sequence[Any], dim: int) -> tuple[np.ndarray, np.ndarray]:
     if not good:
         return ids, np.zeros((0, dim), dtype=np.float32)
     return ids, np.frombuffer(b"".join(r[1] for r in good), dtype=np.float32).reshape(-1, dim)
+
+def _reached(root_column: Any, path_column: Any, root: str, paths: Iterable[str]) -> list[Any]:
+    """SQL conditions, one query each: indexed from ``root``, or a path inside it; then
+    the path is one of ``paths`` (in batches)."""
+    inside = _inside(path_column, root)
+    batched = [path_column.in_(part) for part in batches(sorted(set(paths)))]
+    return [or_(root_column == root, inside), *batched]
+
 
 def _inside(column: Any, root: str) -> Any:
     """SQL: ``column`` is the path ``root`` or a path inside the folder ``root``."""
