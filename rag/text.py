@@ -105,3 +105,56 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
             start = m.end()
         spans.append(strip_span(text, start, stop))
     return [(s, e) for s, e in spans if s < e]
+
+
+# What only code has: shell prompts, backslash commands, operators, calls, statements.
+_CODE = re.compile(r"^\s*[$#>]\s|\\[a-z]|->|::|\|\||[=;{}<>]|\w\(|^\s*[A-Z]{3,}\s+[A-Z]{2,}")
+_OPENERS = {")": "(", "]": "[", "}": "{", "'": "'", '"': '"'}
+
+
+def looks_like_code(line: str) -> bool:
+    """Whether ``line`` reads as a command, a signature or a statement, not as prose.
+
+    >>> looks_like_code("$ createdb mydb"), looks_like_code("ALTER TABLE t RENAME COLUMN a TO b;")
+    (True, True)
+    >>> looks_like_code("The discriminator judges whether an image is real.")
+    False
+    """
+    return bool(_CODE.search(line)) and not line.rstrip().endswith((". ", "."))
+
+
+def whole_words(text: str, start: int, end: int) -> tuple[int, int]:
+    """``start:end`` widened to whole white-space-separated words, with trailing
+    punctuation dropped unless it closes something the span opens.
+
+    >>> text = "run pg_dump mydb > db.sql, then stop."
+    >>> a, b = whole_words(text, 5, 9)
+    >>> text[a:b]
+    'pg_dump'
+    >>> text[slice(*whole_words(text, 20, 22))]
+    'db.sql'
+    >>> text2 = "the size (in bytes) is (pg_database_size)."
+    >>> text2[slice(*whole_words(text2, 25, 30))]
+    '(pg_database_size)'
+
+    """
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    while end > start and text[end - 1] in ".,;:!?)]}'\"":
+        closer, inside = text[end - 1], text[start : end - 1]
+        opener = _OPENERS.get(closer)
+        if opener == closer and inside.count(closer) % 2 == 1:
+            break  # a closing quote
+        if opener not in (None, closer) and inside.count(opener) > inside.count(closer):
+            break  # a closing bracket
+        end -= 1
+    return start, end
+
+
+def line_around(text: str, start: int, end: int) -> tuple[int, int]:
+    """The line (or lines) of ``text`` holding ``start:end``, white space left out."""
+    a = text.rfind("\n", 0, start) + 1
+    b = text.find("\n", end)
+    return strip_span(text, a, len(text) if b < 0 else b)

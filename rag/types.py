@@ -318,12 +318,14 @@ class Signals:
     ``similarity`` is the cosine similarity of the question and the best sentence,
     ``overlap`` the rarity-weighted share of the question's words in that sentence,
     ``answer_logprob`` the mean log-probability of the answer's tokens (kept for
-    reporting; it does not enter the estimate).
+    reporting; it does not enter the estimate), ``holds`` the answer-finder's
+    probability that the best sentence holds the answer (None without a finder).
     """
 
     similarity: float
     overlap: float
     answer_logprob: float = 0.0
+    holds: float | None = None
 
 
 @dataclass(frozen=True)

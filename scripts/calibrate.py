@@ -6,9 +6,11 @@ then scored by how well they tell the two halves apart (area under the ROC curve
 a logistic model is fitted on the signals `rag.confidence.WEIGHTS` names, and the
 threshold is chosen that answers --answer-rate of the answerable questions.
 
-    python scripts/calibrate.py --questions 400 --seed 3 --remove-gold 0.5
+    python scripts/calibrate.py --questions 758 --seed 3 --remove-gold 0.15
 
-Print-only: copy the weights, bias and threshold into rag/confidence.py.
+Questions come from the "dev" articles (scripts/squad.py), which the answer-finder
+was not trained on; --no-finder fits the model used without it.
+Print-only: copy the weights, bias and threshold into rag/answer/confidence.py.
 """
 
 from __future__ import annotations
@@ -31,15 +33,18 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, steps: int = 5000) -> tuple[np.ndarray, float]:
-    """Weights and bias on the raw features (fitted on standardized ones, lightly L2'd)."""
+    """Weights and bias on the raw features (fitted on standardized ones, lightly L2'd),
+    the two classes weighed equally: the estimate is for a question as likely
+    answerable as not, whatever the sample's mix."""
     mu, sd = x.mean(0), x.std(0) + 1e-9
     z = (x - mu) / sd
+    weight = np.where(y == 1, 0.5 / max(1, (y == 1).sum()), 0.5 / max(1, (y == 0).sum()))
     w, b = np.zeros(z.shape[1]), 0.0
     for _ in range(steps):
         p = 1 / (1 + np.exp(-(z @ w + b)))
-        g = p - y
-        w -= 0.1 * (z.T @ g / len(y) + 0.001 * w)
-        b -= 0.1 * float(g.mean())
+        g = (p - y) * weight
+        w -= 0.1 * (z.T @ g + 0.001 * w)
+        b -= 0.1 * float(g.sum())
     return w / sd, b - float((w * mu / sd).sum())
 
 
@@ -53,14 +58,18 @@ def main() -> None:
     ap.add_argument("-k", type=int, default=3)
     ap.add_argument("--index", type=Path, default=None)
     ap.add_argument("--save", type=Path, default=None, help="write each answer's signals (JSONL)")
+    ap.add_argument("--part", default="dev", help="dev, test, train or all")
+    ap.add_argument("--no-finder", action="store_true")
     args = ap.parse_args()
 
-    from rag.answer.confidence import WEIGHTS
+    from rag.answer.confidence import FINDER_WEIGHTS, WEIGHTS, features
     from rag.answer.engine import QueryEngine
 
-    drawn = sample(args.data, args.questions, args.seed, args.remove_gold)
+    part = None if args.part == "all" else args.part
+    drawn = sample(args.data, args.questions, args.seed, args.remove_gold, part)
     index = build_index(args.data, args.index, drawn.removed)
-    engine = QueryEngine(index, k=args.k, min_confidence=0.0)
+    engine = QueryEngine(index, k=args.k, min_confidence=0.0,
+                         finder=False if args.no_finder else None)  # fmt: skip
     rows, labels, saved = [], [], []
     for q in drawn.questions:
         answer = engine.ask(q["question"])
@@ -74,18 +83,20 @@ def main() -> None:
         args.save.write_text("".join(json.dumps(row) + "\n" for row in saved))
     y = np.array(labels)
     print(f"{len(y)} questions, {int((y == 0).sum())} without their paragraph")
-    names = ["similarity", "overlap", "answer_logprob"]
-    table = {n: np.array([getattr(s, n) for s in rows], dtype=float) for n in names}
+    measured = [{**features(s), "answer_logprob": s.answer_logprob} for s in rows]
+    names = list(measured[0])
+    table = {n: np.array([m[n] for m in measured], dtype=float) for n in names}
     for n in names:
         v = table[n]
         print(f"  {n:15s} AUC {auc(v, y):.3f}  mean answerable {v[y == 1].mean():.3f}, "
               f"unanswerable {v[y == 0].mean():.3f}")  # fmt: skip
-    used = list(WEIGHTS)
+    used = list(WEIGHTS if args.no_finder else FINDER_WEIGHTS)
     w, b = fit_logistic(np.stack([table[n] for n in used], 1), y)
     z = np.stack([table[n] for n in used], 1) @ w + b
     p = 1 / (1 + np.exp(-z))
     threshold = float(np.quantile(p[y == 1], 1 - args.answer_rate))
-    print("fitted: WEIGHTS = {" + ", ".join(f'"{n}": {x:.2f}' for n, x in zip(used, w)) + "}")
+    name = "WEIGHTS" if args.no_finder else "FINDER_WEIGHTS"
+    print(f"fitted: {name} = {{" + ", ".join(f'"{n}": {x:.2f}' for n, x in zip(used, w)) + "}")
     print(f"        BIAS = {b:.2f}   AUC {auc(z, y):.3f}")
     answers, abstains = np.mean(p[y == 1] >= threshold), np.mean(p[y == 0] < threshold)
     print(f"        MIN_CONFIDENCE = {threshold:.2f}: answers {answers:.1%} of answerable, "

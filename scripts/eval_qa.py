@@ -6,7 +6,11 @@ over the gold answers), recall@k of the gold paragraph, how often the engine
 abstained, how often an answer's citations include the gold paragraph, and the
 median time per question.
 
-    python scripts/eval_qa.py --data ../shared/data/squad-tune --questions 150
+    python scripts/eval_qa.py --data ../shared/data/squad-tune --questions 400
+
+Questions are drawn from the articles the answer-finder was not trained on (the
+"test" split of scripts/squad.py) unless --part says otherwise. "Sentence choice" is
+how often the sentence the answer was read from holds a gold answer.
 
 With --remove-gold F, the gold paragraphs of a fraction F of the sampled questions
 are left out of the index, so those questions have no answer in it: the script then
@@ -36,13 +40,17 @@ def main() -> None:
     ap.add_argument("--generator", default=None)
     ap.add_argument("--remove-gold", type=float, default=0.0, metavar="F")
     ap.add_argument("--index", type=Path, default=None)
+    ap.add_argument("--part", default="test", help="test, dev, train or all")
+    ap.add_argument("--show", action="store_true", help="print every question and answer")
+    ap.add_argument("--no-finder", action="store_true", help="rank sentences without the finder")
     args = ap.parse_args()
 
     from rag.answer.confidence import MIN_CONFIDENCE
     from rag.answer.engine import DEFAULT_ANSWER_MODE, QueryEngine
     from rag.text import find_span
 
-    drawn = sample(args.data, args.questions, args.seed, args.remove_gold)
+    part = None if args.part == "all" else args.part
+    drawn = sample(args.data, args.questions, args.seed, args.remove_gold, part)
     unanswerable = drawn.unanswerable
     index = build_index(args.data, args.index, drawn.removed)
     questions = drawn.questions
@@ -55,10 +63,11 @@ def main() -> None:
         index,
         args.generator,
         k=args.k,
-        mode=args.mode,
+        search_mode=args.mode,
         answer_mode=args.answer_mode or DEFAULT_ANSWER_MODE,
         min_confidence=0.0,
         sentences=args.sentences,
+        finder=False if args.no_finder else None,
     )
     engine.ask("warm-up question?")  # load the generator before timing
     seconds: list[float] = []
@@ -66,6 +75,9 @@ def main() -> None:
     for q, docs in zip(questions, retrieved):
         t = time.perf_counter()
         answer = engine.ask(q["question"])
+        if args.show:
+            print(f"{q['question']!r} -> {answer.generated!r} gold {q['answers'][0]!r} "
+                  f"conf {answer.confidence:.2f}")  # fmt: skip
         seconds.append(time.perf_counter() - t)
         text = "" if answer.abstained else answer.generated
         cited = {c.n for c in answer.citations}
@@ -82,6 +94,9 @@ def main() -> None:
                 "retrieved": q["context_id"] in [d.doc_id for d in docs],
                 "cited_gold": q["context_id"] in [c.doc_id for c in answer.citations],
                 "outside": outside,
+                "sentence_right": any(
+                    a in s.text for s in answer.sentences for a in q["answers"]
+                ),
             }
         )
 
@@ -108,6 +123,8 @@ def main() -> None:
           f"EM {pct([a['em'] for a in ok]):.1f}  F1 {pct([a['f1'] for a in ok]):.1f}")  # fmt: skip
     print(f"  gold paragraph retrieved in top {args.k}: {pct([a['retrieved'] for a in ok]):.1f}%  "
           f"cited: {pct([a['cited_gold'] for a in ok]):.1f}%")  # fmt: skip
+    print(f"  sentence choice: the answer's sentence holds a gold answer for "
+          f"{pct([a['sentence_right'] for a in ok]):.1f}%")  # fmt: skip
     outside = sum(a["outside"] for a in answered)
     print(f"answers whose text is not in a cited passage: {outside} of "
           f"{sum(bool(a['text']) for a in answered)}")  # fmt: skip

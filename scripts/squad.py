@@ -56,8 +56,12 @@ class Sample:
     removed: set[str]  # paragraph ids left out of the index
 
 
-def sample(data: Path, n: int, seed: int, remove: float) -> Sample:
+def sample(data: Path, n: int, seed: int, remove: float, part: str | None = None) -> Sample:
+    """``n`` questions drawn with ``seed`` (of the articles of split ``part`` if given)."""
     rows = [json.loads(line) for line in (data / "qa.jsonl").open()]
+    if part is not None:
+        split = split_articles(data)
+        rows = [q for q in rows if split[q["title"]] == part]
     drawn = random.Random(seed).sample(rows, min(n, len(rows)))
     unanswerable = {q["id"] for q in drawn[: int(len(drawn) * remove)]}
     removed = {q["context_id"] for q in drawn if q["id"] in unanswerable}
@@ -83,3 +87,24 @@ def build_index(data: Path, folder: Path | None, removed: set[str]) -> Any:
     index.add(corpus)
     print(f"indexed {index.status().documents} paragraphs in {time.perf_counter() - t0:.0f}s")
     return index
+
+
+# Whole articles held out from training the answer-finder: "dev" calibrates it, "test"
+# is what every quoted figure is measured on. Fixed here so that every script agrees.
+SPLIT_SEED = 7
+TEST_SHARE, DEV_SHARE = 0.18, 0.12
+
+
+def split_articles(data: Path, seed: int = SPLIT_SEED) -> dict[str, str]:
+    """Article title → "train", "dev" or "test", shuffled with ``seed``, by question share."""
+    rows = [json.loads(line) for line in (data / "qa.jsonl").open()]
+    counts = collections.Counter(q["title"] for q in rows)
+    titles = sorted(counts)
+    random.Random(seed).shuffle(titles)
+    split, taken = {}, 0
+    for title in titles:
+        share = taken / len(rows)
+        test, dev = share < TEST_SHARE, share < TEST_SHARE + DEV_SHARE
+        split[title] = "test" if test else "dev" if dev else "train"
+        taken += counts[title] if split[title] != "train" else 0
+    return split

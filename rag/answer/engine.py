@@ -17,15 +17,17 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Literal
 
 from rag.answer.confidence import MIN_CONFIDENCE, confidence
 from rag.answer.extractive import Extractive
 from rag.answer.generative import Generative
 from rag.answer.reading import Strategy
-from rag.answer.sentences import rank_sentences
+from rag.answer.sentences import Sentence, rank_sentences
 from rag.answer.shape import shape
 from rag.errors import InvalidValue
 from rag.index import Index
+from rag.models.finder import AnswerFinder
 from rag.models.generation import Generator
 from rag.models.registry import load_generator
 from rag.retrieval.search import DEFAULT_MODE
@@ -48,6 +50,9 @@ ANSWER_MODES = tuple(STRATEGIES)
 # scripts/eval_qa.py, SQuAD tune, Gemma 3 270M: extractive EM 33 / F1 48, generative 11 / 23.
 DEFAULT_ANSWER_MODE = EXTRACTIVE
 
+# The answer-finder reads this many retrieved passages and answers from the k best.
+READ_DEPTH = 6
+
 TokenCallback = Callable[[str], None]
 
 
@@ -59,7 +64,13 @@ class QueryEngine:
     copying) or ``generative`` (the model writes an answer from whole passages; for
     answers longer than a span). ``sentences`` is how many of the best sentences the
     extractive reader is shown. Below ``min_confidence`` the engine abstains.
-    ``search_mode`` and ``where`` are passed to the index's search.
+    ``search_mode`` and ``where`` are passed to the index's search. ``finder`` is the
+    answer-finder that ranks sentences, marks answer spans and drives abstention: the
+    packaged one by default (None), or False to rank by similarity and overlap alone
+    and read spans with the generator. A factoid span is the one the finder marks,
+    unless a ``generator`` is given: then that model reads it. With the finder, the
+    ``read_depth`` best retrieved passages are read, and the ``k`` that hold the best
+    sentences answered from.
     """
 
     def __init__(
@@ -75,6 +86,8 @@ class QueryEngine:
         answer_mode: str = DEFAULT_ANSWER_MODE,
         sentences: int = 1,
         min_confidence: float = MIN_CONFIDENCE,
+        finder: AnswerFinder | Literal[False] | None = None,
+        read_depth: int = READ_DEPTH,
     ) -> None:
         if k <= 0:
             raise InvalidValue(f"k must be greater than 0, got {k}")
@@ -91,11 +104,14 @@ class QueryEngine:
         self.index = index
         self._generator = generator if not isinstance(generator, str) else None
         self._generator_name = generator if isinstance(generator, str) else None
+        self._generator_given = generator is not None
         self.k = k
         self.search_mode = search_mode
         self.where = where
         self.answer_mode = answer_mode
         self.min_confidence = min_confidence
+        self.finder = AnswerFinder() if finder is None else finder or None
+        self.read_depth = read_depth
         self.strategy: Strategy = STRATEGIES[answer_mode](
             max_new_tokens=max_new_tokens, max_prompt_tokens=max_prompt_tokens, sentences=sentences
         )
@@ -111,24 +127,39 @@ class QueryEngine:
     ) -> Answer:
         """Answer one question; ``on_token`` receives the answer text as it is generated."""
         question = _check_question(question)
-        hits = self.index.search(question, k or self.k, self.search_mode, self.where)
-        return self._answer(question, hits, on_token)
+        k = k or self.k
+        hits = self.index.search(question, self._depth(k), self.search_mode, self.where)
+        return self._answer(question, hits, k, on_token)
 
     def ask_batch(self, questions: Sequence[str], *, k: int | None = None) -> list[Answer]:
         """Answer many questions: one batched retrieval, then one generation each."""
         checked = [_check_question(q) for q in questions]
         if not checked:
             return []
-        all_hits = self.index.search_batch(checked, k or self.k, self.search_mode, self.where)
-        return [self._answer(q, hits, None) for q, hits in zip(checked, all_hits)]
+        k = k or self.k
+        all_hits = self.index.search_batch(checked, self._depth(k), self.search_mode, self.where)
+        return [self._answer(q, hits, k, None) for q, hits in zip(checked, all_hits)]
 
-    def _answer(self, question: str, hits: list[Hit], on_token: TokenCallback | None) -> Answer:
+    def _depth(self, k: int) -> int:
+        """How many passages the answer-finder reads to pick the ``k`` answered from."""
+        return max(k, self.read_depth) if self.finder is not None else k
+
+    def _answer(
+        self, question: str, hits: list[Hit], k: int, on_token: TokenCallback | None
+    ) -> Answer:
         mode = self.strategy.name
         if not hits:
             return Answer(question, NOT_FOUND, abstained=True, mode=mode)
-        ranked = rank_sentences(question, [h.text for h in hits], self.index.embedder)
+        ranked = rank_sentences(question, [h.text for h in hits], self.index.embedder, self.finder)
+        hits, ranked = _best_passages(hits, ranked, k)
+        if self._generator_given:  # the named generator reads factoid spans, not the finder
+            ranked = [replace(s, span=None) for s in ranked]
         best = ranked[0] if ranked else None
-        signals = Signals(best.similarity, best.overlap) if best else Signals(0.0, 0.0)
+        signals = (
+            Signals(best.similarity, best.overlap, holds=best.holds)
+            if best
+            else Signals(0.0, 0.0, holds=None if self.finder is None else 0.0)
+        )
         sure = confidence(signals)
         wanted = shape(question)
         unanswered = Answer(
@@ -163,6 +194,20 @@ class QueryEngine:
             abstained=False,
             sentences=excerpts,
         )
+
+
+def _best_passages(
+    hits: list[Hit], ranked: list[Sentence], k: int
+) -> tuple[list[Hit], list[Sentence]]:
+    """The ``k`` passages whose best sentences rank highest, in that order, with the
+    sentences renumbered to match (the retrieval order when there are only ``k``)."""
+    if len(hits) <= k:
+        return hits, ranked
+    order = list(dict.fromkeys(s.passage for s in ranked))
+    order += [n for n in range(len(hits)) if n not in order]  # passages with no sentence
+    keep = {old: new for new, old in enumerate(order[:k])}
+    chosen = [hits[old] for old in order[:k]]
+    return chosen, [replace(s, passage=keep[s.passage]) for s in ranked if s.passage in keep]
 
 
 def _mean(values: Sequence[float]) -> float:

@@ -1,9 +1,11 @@
 """The extractive answer: words copied verbatim from the best sentences.
 
-A factoid question gets a short span: the reader is shown only the sentences most
-likely to hold the answer, in a few-shot prompt, and its decoding is constrained to
-copying (``CopyFrom``). The span is then found again in its passage: verified, not
-trusted, since a generator that cannot constrain decoding may paraphrase. Other
+A factoid question gets a short span. With the answer-finder, it is the span the
+finder marks in the sentence it ranks first, cut from the passage itself. Without it,
+the generator is shown only the sentences most likely to hold the answer, in a
+few-shot prompt, with its decoding constrained to copying (``CopyFrom``); that span
+is then found again in its passage: verified, not trusted, since a generator that
+cannot constrain decoding may paraphrase. Other
 questions (what is, how, why, lists, comparisons) get the best sentence as it stands,
 run on into the neighbouring sentences that also rank high, with no generation.
 """
@@ -17,13 +19,22 @@ from rag.answer.reading import STOP, Reading
 from rag.answer.sentences import Sentence
 from rag.answer.shape import SENTENCES
 from rag.models.generation import CopyFrom, Generation, Generator
-from rag.text import content_words, find_span, squeeze
+from rag.text import (
+    content_words,
+    find_span,
+    line_around,
+    looks_like_code,
+    squeeze,
+    whole_words,
+)
 from rag.types import Hit
 
 # A sentence answer runs to at most this many sentences, joining the best one with
 # neighbours that rank among the best this many.
 MAX_SENTENCES = 3
 NEIGHBOUR_RANK = 8
+# A command or signature line is answered whole up to this length.
+MAX_CODE_CHARS = 300
 # Text without sentence punctuation this short is a title or a label, not an answer.
 MIN_WORDS = 6
 
@@ -88,6 +99,8 @@ class Extractive:
         readable = [s for s in ranked if _reads_as_sentence(s)] or ranked
         if shape == SENTENCES:
             return _sentences(hits, readable, ranked, on_token)
+        if readable[0].span is not None:
+            return _marked_span(hits, readable[0], ranked, on_token)
         chosen = sorted(readable[: self.sentences], key=lambda s: (s.passage, s.start))
         reading = [s.text for s in chosen]
         extra: dict[str, CopyFrom] = {}
@@ -103,6 +116,39 @@ class Extractive:
         holding = [s for s in chosen if find_span(gen.text, s.text) is not None]
         cited = list(dict.fromkeys(s.passage + 1 for s in holding))
         return Reading(gen, hits, cited, holding)
+
+
+def _marked_span(
+    hits: list[Hit],
+    best: Sentence,
+    ranked: list[Sentence],
+    on_token: Callable[[str], None] | None,
+) -> Reading:
+    """The span the answer-finder marks in ``best``, as it stands in the passage: whole
+    words, and the whole line when that line is a command or a signature. A sentence
+    that introduces a command with a colon ("To dump a database, run:") is answered
+    with the command."""
+    assert best.span is not None
+    text = hits[best.passage].text
+    a, b = whole_words(text, best.start + best.span[0], best.start + best.span[1])
+    line = line_around(text, a, b)
+    if best.text.rstrip().endswith(":"):
+        after = [s for s in ranked if s.passage == best.passage and s.start >= best.end]
+        if after:
+            following = min(after, key=lambda s: s.start)
+            line = line_around(text, following.start, following.start)
+            if not text[best.end : following.start].strip() and _is_code(text, line):
+                a, b = line
+    if _is_code(text, line := line_around(text, a, b)):
+        a, b = line
+    answer = text[a:b]
+    if on_token is not None:
+        on_token(answer)
+    return Reading(Generation(answer, [], 0, 0), hits, [best.passage + 1], [best])
+
+
+def _is_code(text: str, line: tuple[int, int]) -> bool:
+    return looks_like_code(text[line[0] : line[1]]) and line[1] - line[0] <= MAX_CODE_CHARS
 
 
 def _reads_as_sentence(s: Sentence) -> bool:

@@ -4,7 +4,9 @@ A small generator reads one sentence far better than three passages: on SQuAD it
 finds the answer span in the best sentence about as often as in the gold paragraph
 itself. A sentence's score adds its embedding similarity to the question and the
 share of the question's words it holds, each word weighed by how rare it is among
-the candidate sentences.
+the candidate sentences. With the answer-finder (``rag.models.finder``), its log-odds
+that the sentence holds the answer are added (see ``FINDER_BLEND``), and each sentence
+carries the answer span the finder marks in it.
 """
 
 from __future__ import annotations
@@ -12,15 +14,25 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rag.models.embedder import Embedder
+from rag.models.finder import AnswerFinder
 from rag.text import content_words, sentence_spans
 
 OVERLAP_WEIGHT = 1.0  # cosine similarity counts 1; SQuAD tune: best sentence holds the answer 73 %
+# With the finder a sentence scores its log-odds of holding the answer plus this many
+# times the score above. The best sentence held the answer for 78.3 % of 300 questions
+# of the dev articles (scripts/squad.py) with the finder alone, 74.2 % without it, and
+# 82.9 % blended like this (top 3 paragraphs by dense retrieval, the gold one among them).
+FINDER_BLEND = 4.0
 @dataclass(frozen=True)
 class Sentence:
-    """Sentence ``text`` of passage ``passage`` (0-based), at ``start:end`` of its text."""
+    """Sentence ``text`` of passage ``passage`` (0-based), at ``start:end`` of its text.
+
+    ``holds`` is the answer-finder's probability that it holds the answer, and
+    ``span`` where in ``text`` it marks the answer (None without a finder).
+    """
 
     passage: int
     start: int
@@ -28,13 +40,24 @@ class Sentence:
     text: str
     similarity: float
     overlap: float
+    holds: float | None = None
+    span: tuple[int, int] | None = None
 
     @property
     def score(self) -> float:
-        return self.similarity + OVERLAP_WEIGHT * self.overlap
+        plain = self.similarity + OVERLAP_WEIGHT * self.overlap
+        if self.holds is None:
+            return plain
+        p = min(max(self.holds, 1e-9), 1 - 1e-9)
+        return math.log(p / (1 - p)) + FINDER_BLEND * plain
 
 
-def rank_sentences(question: str, passages: Sequence[str], embedder: Embedder) -> list[Sentence]:
+def rank_sentences(
+    question: str,
+    passages: Sequence[str],
+    embedder: Embedder,
+    finder: AnswerFinder | None = None,
+) -> list[Sentence]:
     """Every sentence of ``passages``, best first (ties: earlier passage, earlier sentence)."""
     found = [(n, s, e) for n, text in enumerate(passages) for s, e in sentence_spans(text)]
     if not found:
@@ -47,9 +70,15 @@ def rank_sentences(question: str, passages: Sequence[str], embedder: Embedder) -
     seen = Counter(w for ws in words for w in ws & asked)
     weight = {w: math.log(1 + len(texts) / (1 + seen[w])) for w in asked}
     total = sum(weight.values()) or 1.0
+    found_by = finder.find(question, texts) if finder is not None else None
     sentences = [
         Sentence(n, s, e, t, float(sim), sum(weight[w] for w in ws & asked) / total)
         for (n, s, e), t, sim, ws in zip(found, texts, similarity, words)
     ]
+    if found_by is not None:
+        sentences = [
+            replace(s, holds=p, span=(span.start, span.end))
+            for s, (p, span) in zip(sentences, found_by)
+        ]
     order = sorted(range(len(sentences)), key=lambda i: (-sentences[i].score, i))
     return [sentences[i] for i in order]
