@@ -73,6 +73,7 @@ def main() -> None:
     ap.add_argument("-k", type=int, default=3)
     ap.add_argument("--show", action="store_true", help="print every question and answer")
     ap.add_argument("--no-finder", action="store_true", help="rank sentences without the finder")
+    ap.add_argument("--span-reader", default=None, help="finder or generator")
     args = ap.parse_args()
 
     from rag.answer.engine import QueryEngine
@@ -89,7 +90,8 @@ def main() -> None:
     print(f"indexed {docs}: {report.added} added, {report.unchanged} unchanged, "
           f"{len(report.failed)} failed in {time.perf_counter() - started:.0f}s")  # fmt: skip
     engine = QueryEngine(index, args.generator, k=args.k, answer_mode=args.answer_mode,
-                         finder=False if args.no_finder else None)  # fmt: skip
+                         finder=False if args.no_finder else None,
+                         span_reader=args.span_reader)  # fmt: skip
     engine.ask(rows[0]["question"])  # warm: models load outside the timings
 
     by_type: dict[str, Counter[str]] = defaultdict(Counter)

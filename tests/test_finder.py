@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rag.answer.engine import QueryEngine
-from rag.errors import ModelError
+from rag.errors import InvalidValue, ModelError
 from rag.index import Index
 from rag.models.finder import (
     CARD_FILE,
@@ -102,13 +102,13 @@ def _index(tmp_path: Path, files: dict[str, str]) -> Index:
     return idx
 
 
-def test_by_default_the_finder_marks_the_span_and_no_generator_loads(tmp_path: Path) -> None:
+def test_the_finder_reads_the_span_and_no_generator_loads(tmp_path: Path) -> None:
     idx = _index(tmp_path, {
         "tower.md": "# Towers\n\nThe Eiffel Tower was completed in 1889 for the World's Fair. "
                     "It is made of wrought iron.\n",
         "bridge.md": "# Bridges\n\nThe old bridge was replaced in 1998: it was too narrow.\n",
     })  # fmt: skip
-    engine = QueryEngine(idx, min_confidence=0.0)
+    engine = QueryEngine(idx, min_confidence=0.0, span_reader="finder")
     answer = engine.ask("When was the Eiffel Tower completed?")
     assert answer.shape == "factoid" and not answer.abstained
     assert answer.generated == "1889"
@@ -123,7 +123,7 @@ def test_a_command_in_the_marked_line_is_answered_whole(tmp_path: Path) -> None:
         "backup.txt": "Backups\n\nTo dump a database called mydb into an SQL-script file, run:\n\n"
                       "$ pg_dump mydb > db.sql\n\nThe file can be loaded again with psql.\n",
     })  # fmt: skip
-    answer = QueryEngine(idx, min_confidence=0.0, k=1).ask(
+    answer = QueryEngine(idx, min_confidence=0.0, k=1, span_reader="finder").ask(
         "which command dumps the database mydb into a file?"
     )
     assert answer.shape == "factoid"
@@ -136,6 +136,12 @@ def test_a_given_generator_reads_the_span_instead(tmp_path: Path) -> None:
     answer = QueryEngine(idx, gen, min_confidence=0.0).ask("Where is the Eiffel Tower?")
     assert len(gen.prompts) == 1 and answer.generated == "Paris"
     assert answer.signals is not None and answer.signals.holds is not None
+
+
+def test_an_unknown_span_reader_is_refused(tmp_path: Path) -> None:
+    idx = _index(tmp_path, {"tower.md": "The Eiffel Tower was completed in 1889 in Paris.\n"})
+    with pytest.raises(InvalidValue, match="span reader"):
+        QueryEngine(idx, span_reader="oracle")
 
 
 def test_without_the_finder_sentences_rank_by_similarity_and_overlap(tmp_path: Path) -> None:

@@ -52,6 +52,11 @@ DEFAULT_ANSWER_MODE = EXTRACTIVE
 
 # The answer-finder reads this many retrieved passages and answers from the k best.
 READ_DEPTH = 6
+# Who reads a factoid's span from the best sentence: the finder's span head, or the
+# generator with decoding constrained to copying.
+FINDER_READS, GENERATOR_READS = "finder", "generator"
+SPAN_READERS = (FINDER_READS, GENERATOR_READS)
+DEFAULT_SPAN_READER = FINDER_READS
 
 TokenCallback = Callable[[str], None]
 
@@ -67,8 +72,9 @@ class QueryEngine:
     ``search_mode`` and ``where`` are passed to the index's search. ``finder`` is the
     answer-finder that ranks sentences, marks answer spans and drives abstention: the
     packaged one by default (None), or False to rank by similarity and overlap alone
-    and read spans with the generator. A factoid span is the one the finder marks,
-    unless a ``generator`` is given: then that model reads it. With the finder, the
+    and read spans with the generator. ``span_reader`` says who reads a factoid's span
+    from the best sentence: ``finder`` or ``generator``; by default the generator when
+    one is given, else ``DEFAULT_SPAN_READER``. With the finder, the
     ``read_depth`` best retrieved passages are read, and the ``k`` that hold the best
     sentences answered from.
     """
@@ -88,6 +94,7 @@ class QueryEngine:
         min_confidence: float = MIN_CONFIDENCE,
         finder: AnswerFinder | Literal[False] | None = None,
         read_depth: int = READ_DEPTH,
+        span_reader: str | None = None,
     ) -> None:
         if k <= 0:
             raise InvalidValue(f"k must be greater than 0, got {k}")
@@ -104,7 +111,12 @@ class QueryEngine:
         self.index = index
         self._generator = generator if not isinstance(generator, str) else None
         self._generator_name = generator if isinstance(generator, str) else None
-        self._generator_given = generator is not None
+        if span_reader is not None and span_reader not in SPAN_READERS:
+            raise InvalidValue(
+                f"span reader must be one of {', '.join(SPAN_READERS)}, got {span_reader!r}"
+            )
+        given = GENERATOR_READS if generator is not None else DEFAULT_SPAN_READER
+        self.span_reader = span_reader or given
         self.k = k
         self.search_mode = search_mode
         self.where = where
@@ -152,7 +164,7 @@ class QueryEngine:
             return Answer(question, NOT_FOUND, abstained=True, mode=mode)
         ranked = rank_sentences(question, [h.text for h in hits], self.index.embedder, self.finder)
         hits, ranked = _best_passages(hits, ranked, k)
-        if self._generator_given:  # the named generator reads factoid spans, not the finder
+        if self.span_reader == GENERATOR_READS:
             ranked = [replace(s, span=None) for s in ranked]
         best = ranked[0] if ranked else None
         signals = (

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rag.errors import InvalidValue, ModelError
+from rag.models.batching import by_length
 from rag.models.lazy import Lazy, quiet_transformers
 from rag.settings import DEFAULT_EMBEDDER
 
@@ -111,14 +112,16 @@ class SentenceTransformerEmbedder:
 
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for batch in by_length(texts, max_items=self.batch_size):
+            vectors[batch] = self.model.encode(
+                [texts[i] for i in batch],
+                batch_size=len(batch),
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return vectors
 
     def token_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         if not texts:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import InvalidValue, ModelError
+from rag.models.batching import by_length
 from rag.models.embedder import packaged_embedder_path
 from rag.models.lazy import Lazy, quiet_transformers
 
@@ -75,9 +76,9 @@ class AnswerFinder:
 
         model, tokenizer, card = self._model.get()
         scale, bias = card["calibration"]["scale"], card["calibration"]["bias"]
-        out: list[tuple[float, Span]] = []
-        for at in range(0, len(texts), self.batch_size):
-            batch = [plain(t) for t in texts[at : at + self.batch_size]]
+        out: dict[int, tuple[float, Span]] = {}
+        for indices in by_length(texts, max_items=self.batch_size):
+            batch = [plain(texts[i]) for i in indices]
             enc = tokenizer(
                 [question] * len(batch), batch, truncation="only_second",
                 max_length=MAX_TOKENS, padding=True, return_offsets_mapping=True,
@@ -89,11 +90,11 @@ class AnswerFinder:
             )
             with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
                 logit, start, end = model(**enc)
-            for i in range(len(batch)):
-                span = best_span(start[i].float(), end[i].float(), second[i], offsets[i])
-                z = scale * float(logit[i]) + bias
-                out.append((1.0 / (1.0 + math.exp(-z)), span))
-        return out
+            for row, i in enumerate(indices):
+                span = best_span(start[row].float(), end[row].float(), second[row], offsets[row])
+                z = scale * float(logit[row]) + bias
+                out[i] = (1.0 / (1.0 + math.exp(-z)), span)
+        return [out[i] for i in range(len(texts))]
 
     def score(self, question: str, texts: Sequence[str]) -> list[float]:
         """The probability that each text holds the answer to ``question``."""
