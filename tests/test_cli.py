@@ -196,3 +196,21 @@ def test_ask_shows_the_sentence_a_short_answer_came_from(tmp_path: Path, corpus:
     assert code == 0
     shown = next(line for line in out.splitlines() if line.startswith("from ["))
     assert f"«{answer['generated']}»" in shown
+
+
+def test_span_reader_finder_answers_without_the_generator(tmp_path: Path, corpus: Path) -> None:
+    register_generator("fake-nonsense", lambda: EchoGenerator("Purple elephants juggle"))
+    index = build(tmp_path, corpus)
+    asked = ("ask", "which network judges whether a sample is real?", "--index", str(index),
+             "--generator", "fake-nonsense", "--min-confidence", "0", "--json")  # fmt: skip
+    code, out, _ = run(*asked, "--span-reader", "finder")
+    answer = json.loads(out)
+    assert code == 0 and not answer["abstained"] and answer["shape"] == "factoid"
+    assert "Purple" not in answer["generated"] and answer["citations"]
+    quoted = answer["citations"][0]
+    text = (corpus / quoted["doc_id"]).read_text()
+    assert text[quoted["quote_start"] : quoted["quote_end"]] == answer["generated"]
+    code, out, _ = run(*asked)  # a named generator reads the span by default
+    assert json.loads(out)["generated"] == "Purple elephants juggle"
+    code, _, err = run(*asked, "--span-reader", "oracle")
+    assert code == 2 and "oracle" in err

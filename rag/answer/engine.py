@@ -53,10 +53,14 @@ DEFAULT_ANSWER_MODE = EXTRACTIVE
 # The answer-finder reads this many retrieved passages and answers from the k best.
 READ_DEPTH = 6
 # Who reads a factoid's span from the best sentence: the finder's span head, or the
-# generator with decoding constrained to copying.
+# generator with decoding constrained to copying. Held-out SQuAD articles (eval_qa.py,
+# 490 answerable questions): finder EM 44.1 / F1 53.1, Gemma 3 270M 40.4 / 50.1. The
+# project's own user-style questions: factoids right 6/14 with the finder, 9/14 with
+# Gemma, whose spans read as answers ("the Center for Research on Foundation Models",
+# not "(CRFM)"). The generator is the default: its answers read better.
 FINDER_READS, GENERATOR_READS = "finder", "generator"
 SPAN_READERS = (FINDER_READS, GENERATOR_READS)
-DEFAULT_SPAN_READER = FINDER_READS
+DEFAULT_SPAN_READER = GENERATOR_READS
 
 TokenCallback = Callable[[str], None]
 

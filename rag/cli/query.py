@@ -117,10 +117,17 @@ def search(
     help="Copy a short answer span from the passages, or let the model write a longer one.",
 )
 @click.option(
+    "--span-reader",
+    type=click.Choice(["generator", "finder"]),
+    default=None,
+    help="Who reads a short answer from the best sentence: the generator (default), or "
+    "the answer-finder (no generator loads: faster, terser answers).",
+)
+@click.option(
     "--min-confidence",
     type=click.FloatRange(0.0, 1.0),
     default=None,
-    help="Abstain below this confidence (default: the calibrated 0.25; 0 never abstains).",
+    help="Abstain below this confidence (default: the calibrated 0.29; 0 never abstains).",
 )
 @click.option(
     "--json",
@@ -140,6 +147,7 @@ def ask(
     where: tuple[str, ...],
     reranker: str | None,
     answer_mode: str,
+    span_reader: str | None,
     min_confidence: float | None,
     as_json: bool,
 ) -> None:
@@ -165,6 +173,7 @@ def ask(
             where=condition,
             answer_mode=answer_mode,
             min_confidence=MIN_CONFIDENCE if min_confidence is None else min_confidence,
+            span_reader=span_reader,
         )
         _ = engine.generator  # a bad generator name fails now, whatever the questions
         if questions is not None:
