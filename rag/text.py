@@ -158,3 +158,31 @@ def line_around(text: str, start: int, end: int) -> tuple[int, int]:
     a = text.rfind("\n", 0, start) + 1
     b = text.find("\n", end)
     return strip_span(text, a, len(text) if b < 0 else b)
+
+
+_LIST_ITEM = re.compile(r"[ \t]*(?:[-*+]|\d{1,3}[.)])[ \t]+\S")
+
+
+def list_block_end(text: str, start: int) -> int | None:
+    """Where the list that begins at or after ``start`` (past white space) ends: its
+    items, their continuation lines, and blank lines between items. None when no list
+    item begins there.
+
+    >>> text = "Three steps:\\n\\n1. Collect.\\n2. Train\\n   a model.\\n\\nThen stop."
+    >>> text[13:list_block_end(text, 13)]
+    '\\n1. Collect.\\n2. Train\\n   a model.'
+    """
+    lines = text[start:].split("\n")
+    pos, end, seen, blank = start, None, False, False
+    for line in lines:
+        if _LIST_ITEM.match(line):
+            seen, blank = True, False
+            end = pos + len(line)
+        elif not line.strip():
+            blank = True
+        elif seen and not blank and line[:1] in " \t":
+            end = pos + len(line)  # an item's continuation line
+        elif seen or line.strip():
+            break
+        pos += len(line) + 1
+    return end

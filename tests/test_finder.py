@@ -151,3 +151,26 @@ def test_without_the_finder_sentences_rank_by_similarity_and_overlap(tmp_path: P
     )
     assert answer.generated == "1889"
     assert answer.signals is not None and answer.signals.holds is None
+
+
+def test_a_question_longer_than_the_model_reads_is_cut_not_refused(finder: AnswerFinder) -> None:
+    question = " ".join(["why is the sky blue on a clear afternoon"] * 60)
+    (p, span), = finder.find(question, ["The sky is blue because air scatters blue light most."])
+    assert 0.0 < p < 1.0 and 0 <= span.start <= span.end
+
+
+def test_a_list_introduced_by_a_colon_is_answered_whole(tmp_path: Path) -> None:
+    steps = (
+        "1. Supervised fine-tuning on written demonstrations.\n"
+        "2. Training a reward model on human rankings of answers.\n"
+        "3. Reinforcement learning against that reward model.\n"
+    )
+    idx = _index(tmp_path, {
+        "rlhf.md": "# RLHF\n\nRLHF aligns a model with human preferences. The InstructGPT paper "
+                   f"described three steps:\n\n{steps}\nIt is used by most chat models today.\n",
+    })  # fmt: skip
+    answer = QueryEngine(idx, min_confidence=0.0).ask("what are the steps of RLHF?")
+    assert answer.shape == "sentences"
+    assert answer.generated.endswith(steps.rstrip())
+    assert "described three steps:" in answer.generated
+    assert "chat models" not in answer.generated

@@ -23,6 +23,7 @@ from rag.text import (
     content_words,
     find_span,
     line_around,
+    list_block_end,
     looks_like_code,
     squeeze,
     whole_words,
@@ -33,6 +34,8 @@ from rag.types import Hit
 # neighbours that rank among the best this many.
 MAX_SENTENCES = 3
 NEIGHBOUR_RANK = 8
+# A list introduced by a sentence ending in a colon is answered whole up to this length.
+MAX_LIST_CHARS = 1500
 # A command or signature line is answered whole up to this length.
 MAX_CODE_CHARS = 300
 # Text without sentence punctuation this short is a title or a label, not an answer.
@@ -189,14 +192,21 @@ def _sentences(
             elif adjoin(s.end, run[0].start):
                 run.insert(0, s)
                 grew = True
-    if run[-1].text.rstrip().endswith(":") and len(run) < MAX_SENTENCES:
-        # a sentence that introduces a list takes the list with it
-        after = sorted(
-            (s for s in ranked if s.passage == best.passage and s.start >= run[-1].end),
-            key=lambda s: s.start,
-        )
-        if after and adjoin(run[-1].end, after[0].start):
-            run.append(after[0])
+    intro = next((n for n, s in enumerate(run) if s.text.rstrip().endswith(":")), None)
+    if intro is not None:
+        # a sentence that introduces a list or a command takes it with it, whole
+        end = list_block_end(text, run[intro].end)
+        if end is not None and end - run[intro].end <= MAX_LIST_CHARS:
+            within = [s for s in ranked if s.passage == best.passage
+                      and run[intro].end <= s.start and s.end <= end]  # fmt: skip
+            run = sorted([*run[: intro + 1], *within], key=lambda s: s.start)
+        elif intro == len(run) - 1:
+            after = sorted(
+                (s for s in ranked if s.passage == best.passage and s.start >= run[-1].end),
+                key=lambda s: s.start,
+            )
+            if after and adjoin(run[-1].end, after[0].start):
+                run.append(after[0])
     answer = text[run[0].start : run[-1].end]
     if on_token is not None:
         on_token(answer)

@@ -80,7 +80,7 @@ class AnswerFinder:
         for indices in by_length(texts, max_items=self.batch_size):
             batch = [plain(texts[i]) for i in indices]
             enc = tokenizer(
-                [question] * len(batch), batch, truncation="only_second",
+                [question] * len(batch), batch, truncation="longest_first",
                 max_length=MAX_TOKENS, padding=True, return_offsets_mapping=True,
                 return_tensors="pt",
             )  # fmt: skip
