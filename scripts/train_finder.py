@@ -97,18 +97,9 @@ def encode(tokenizer: Any, batch: list[tuple[str, str, int, str | None]]) -> tup
     """Tokenized pairs, labels, and (start, end) token targets (-100 where no span)."""
     import torch
 
-    from rag.models.finder import MAX_TOKENS
+    from rag.models.finder import encode_pairs
 
-    enc = tokenizer(
-        [b[0] for b in batch],
-        [b[1] for b in batch],
-        truncation="only_second",
-        max_length=MAX_TOKENS,
-        padding=True,
-        return_offsets_mapping=True,
-        return_tensors="pt",
-    )
-    offsets = enc.pop("offset_mapping")
+    enc, offsets, _ = encode_pairs(tokenizer, [b[0] for b in batch], [b[1] for b in batch])
     targets = torch.full((len(batch), 2), -100, dtype=torch.long)
     for i, (_, sentence, _, answer) in enumerate(batch):
         if answer is None:
@@ -180,19 +171,9 @@ def logits(
     """Raw relevance logits and best spans, as the shipped finder computes them."""
     import torch
 
-    from rag.models.finder import MAX_TOKENS, best_span
+    from rag.models.finder import best_span, encode_pairs
 
-    enc = tokenizer(
-        [question] * len(texts),
-        texts,
-        truncation="only_second",
-        max_length=MAX_TOKENS,
-        padding=True,
-        return_offsets_mapping=True,
-        return_tensors="pt",
-    )
-    offsets = enc.pop("offset_mapping")
-    second = torch.tensor([[s == 1 for s in enc.sequence_ids(i)] for i in range(len(texts))])
+    enc, offsets, second = encode_pairs(tokenizer, [question] * len(texts), texts)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         logit, start, end = model(**enc)
     spans = [
@@ -366,7 +347,7 @@ def main() -> None:
     )
     print(
         f"  best sentence holds the answer: finder {figures['sentence_choice_finder']}%  "
-        f"similarity+overlap (today) {figures['sentence_choice_baseline']}%"
+        f"similarity+overlap (no finder) {figures['sentence_choice_baseline']}%"
     )
     f = figures
     print(

@@ -79,15 +79,7 @@ class AnswerFinder:
         out: dict[int, tuple[float, Span]] = {}
         for indices in by_length(texts, max_items=self.batch_size):
             batch = [plain(texts[i]) for i in indices]
-            enc = tokenizer(
-                [question] * len(batch), batch, truncation="longest_first",
-                max_length=MAX_TOKENS, padding=True, return_offsets_mapping=True,
-                return_tensors="pt",
-            )  # fmt: skip
-            offsets = enc.pop("offset_mapping")
-            second = torch.tensor(
-                [[sid == 1 for sid in enc.sequence_ids(i)] for i in range(len(batch))]
-            )
+            enc, offsets, second = encode_pairs(tokenizer, [question] * len(batch), batch)
             with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
                 logit, start, end = model(**enc)
             for row, i in enumerate(indices):
@@ -141,6 +133,23 @@ def _loaded(path: Path) -> tuple[Any, Any, dict[str, Any]]:
         raise ModelError(f"cannot load the answer-finder from {path}: {e}") from e
     log.info("answer-finder loaded from %s", path)
     return model, tokenizer, card
+
+
+def encode_pairs(
+    tokenizer: Any, questions: Sequence[str], texts: Sequence[str]
+) -> tuple[Any, Any, Any]:
+    """The finder's input, as in training and in use: (question, text) pairs cut to
+    MAX_TOKENS, padded; with each token's character offsets, and a mask of the tokens
+    of the text (where a span may be)."""
+    import torch
+
+    enc = tokenizer(
+        list(questions), list(texts), truncation="longest_first", max_length=MAX_TOKENS,
+        padding=True, return_offsets_mapping=True, return_tensors="pt",
+    )  # fmt: skip
+    offsets = enc.pop("offset_mapping")
+    second = torch.tensor([[sid == 1 for sid in enc.sequence_ids(i)] for i in range(len(texts))])
+    return enc, offsets, second
 
 
 def best_span(start: Any, end: Any, allowed: Any, offsets: Any) -> Span:
