@@ -51,14 +51,25 @@ _FACTOID = re.compile(
     r"(in\s+)?what\s+year|which\s+year)\b",
     re.IGNORECASE,
 )
-# a definition of something long or related to something else is a fact about it:
-# "what is the capital of X", "what is the name of the ... that ..."
+# a definition of something long, or of "the" something related to something else, is
+# a fact about it: "what is the capital of X", "what is the name of the ... that ...";
+# but "what is chain of thought prompting" names a term, and "what is X for" asks a purpose
 _MAX_DEFINED_WORDS = 5
 _RELATION = re.compile(r"\b(of|for|from|by|at|to)\b", re.IGNORECASE)
+_ARTICLE = re.compile(r"^(the|a|an)\s", re.IGNORECASE)
+_PURPOSE = re.compile(r"\sfor$", re.IGNORECASE)
 
 
 def shape(question: str) -> str:
-    """``factoid`` or ``sentences``: the shape of answer ``question`` wants."""
+    """``factoid`` or ``sentences``: the shape of answer ``question`` wants.
+
+    >>> [shape(q) for q in ("what is chain of thought prompting?",
+    ...                     "what is the pg_hba.conf file for?",
+    ...                     "what is the capital of Australia?",
+    ...                     "what's the default value of shared_buffers?",
+    ...                     "what is mode collapse?")]
+    ['sentences', 'sentences', 'factoid', 'factoid', 'sentences']
+    """
     q = " ".join(question.strip().split())
     if _FACTOID.search(q):
         return FACTOID
@@ -67,6 +78,9 @@ def shape(question: str) -> str:
     defined = _DEFINITION.match(q)
     if defined:
         subject = defined.group(1)
-        if len(subject.split()) <= _MAX_DEFINED_WORDS and not _RELATION.search(subject):
+        if _PURPOSE.search(subject):
+            return SENTENCES
+        related = _RELATION.search(subject) and _ARTICLE.match(subject)
+        if len(subject.split()) <= _MAX_DEFINED_WORDS and not related:
             return SENTENCES
     return FACTOID
