@@ -142,6 +142,8 @@ def test_an_unknown_span_reader_is_refused(tmp_path: Path) -> None:
     idx = _index(tmp_path, {"tower.md": "The Eiffel Tower was completed in 1889 in Paris.\n"})
     with pytest.raises(InvalidValue, match="span reader"):
         QueryEngine(idx, span_reader="oracle")
+    with pytest.raises(InvalidValue, match="read_depth"):
+        QueryEngine(idx, read_depth=0)
 
 
 def test_without_the_finder_sentences_rank_by_similarity_and_overlap(tmp_path: Path) -> None:

@@ -110,6 +110,8 @@ class QueryEngine:
             )
         if sentences <= 0:
             raise InvalidValue(f"sentences must be greater than 0, got {sentences}")
+        if read_depth <= 0:
+            raise InvalidValue(f"read_depth must be greater than 0, got {read_depth}")
         if not 0.0 <= min_confidence <= 1.0:
             raise InvalidValue(f"min_confidence must be between 0 and 1, got {min_confidence}")
         self.index = index
