@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rag.errors import InvalidValue
@@ -301,14 +301,7 @@ class Excerpt:
         return cls(n, hit.doc_id, hit.start + start, hit.start + end, hit.line_of(start), text)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "n": self.n,
-            "doc_id": self.doc_id,
-            "start": self.start,
-            "end": self.end,
-            "line": self.line,
-            "text": self.text,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)

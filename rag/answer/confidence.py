@@ -37,13 +37,17 @@ MIN_CONFIDENCE = 0.29
 LOG_ODDS_LIMIT = 12.0
 
 
+def log_odds(p: float) -> float:
+    """log(p / (1 - p)), with ``p`` kept a billionth away from 0 and 1."""
+    p = min(max(p, 1e-9), 1 - 1e-9)
+    return math.log(p / (1 - p))
+
+
 def features(signals: Signals) -> dict[str, float]:
     """The model's inputs: ``holds`` as log-odds (clipped), the rest as measured."""
     found = {"similarity": signals.similarity, "overlap": signals.overlap}
     if signals.holds is not None:
-        p = min(max(signals.holds, 1e-9), 1 - 1e-9)
-        odds = math.log(p / (1 - p))
-        found["holds"] = max(-LOG_ODDS_LIMIT, min(LOG_ODDS_LIMIT, odds))
+        found["holds"] = max(-LOG_ODDS_LIMIT, min(LOG_ODDS_LIMIT, log_odds(signals.holds)))
     return found
 
 

@@ -134,20 +134,30 @@ def _marked_span(
     assert best.span is not None
     text = hits[best.passage].text
     a, b = whole_words(text, best.start + best.span[0], best.start + best.span[1])
-    line = line_around(text, a, b)
-    if best.text.rstrip().endswith(":"):
-        after = [s for s in ranked if s.passage == best.passage and s.start >= best.end]
-        if after:
-            following = min(after, key=lambda s: s.start)
-            line = line_around(text, following.start, following.start)
-            if not text[best.end : following.start].strip() and _is_code(text, line):
-                a, b = line
+    following = _following(text, best, ranked) if best.text.rstrip().endswith(":") else None
+    if following is not None:
+        command = line_around(text, following.start, following.start)
+        if _is_code(text, command):
+            a, b = command
     if _is_code(text, line := line_around(text, a, b)):
         a, b = line
     answer = text[a:b]
     if on_token is not None:
         on_token(answer)
     return Reading(Generation(answer, [], 0, 0), hits, [best.passage + 1], [best])
+
+
+def _adjoin(text: str, end: int, start: int) -> bool:
+    """Only white space between ``text[:end]`` and ``text[start:]``."""
+    return end <= start and not text[end:start].strip()
+
+
+def _following(text: str, s: Sentence, ranked: list[Sentence]) -> Sentence | None:
+    """The sentence right after ``s`` in its passage ``text``, with only white space
+    between them; None if there is none."""
+    after = [r for r in ranked if r.passage == s.passage and r.start >= s.end]
+    nearest = min(after, key=lambda r: r.start, default=None)
+    return nearest if nearest is not None and _adjoin(text, s.end, nearest.start) else None
 
 
 def _is_code(text: str, line: tuple[int, int]) -> bool:
@@ -174,10 +184,6 @@ def _sentences(
     best = readable[0]
     text = hits[best.passage].text
 
-    def adjoin(end: int, start: int) -> bool:
-        """Only white space between ``text[:end]`` and ``text[start:]``."""
-        return end <= start and not text[end:start].strip()
-
     run = [best]
     near = [s for s in readable[1:NEIGHBOUR_RANK] if s.passage == best.passage]
     grew = True
@@ -186,10 +192,10 @@ def _sentences(
         for s in near:
             if s in run or len(run) >= MAX_SENTENCES:
                 continue
-            if adjoin(run[-1].end, s.start):
+            if _adjoin(text, run[-1].end, s.start):
                 run.append(s)
                 grew = True
-            elif adjoin(s.end, run[0].start):
+            elif _adjoin(text, s.end, run[0].start):
                 run.insert(0, s)
                 grew = True
     intro = next((n for n, s in enumerate(run) if s.text.rstrip().endswith(":")), None)
@@ -200,13 +206,8 @@ def _sentences(
             within = [s for s in ranked if s.passage == best.passage
                       and run[intro].end <= s.start and s.end <= end]  # fmt: skip
             run = sorted([*run[: intro + 1], *within], key=lambda s: s.start)
-        elif intro == len(run) - 1:
-            after = sorted(
-                (s for s in ranked if s.passage == best.passage and s.start >= run[-1].end),
-                key=lambda s: s.start,
-            )
-            if after and adjoin(run[-1].end, after[0].start):
-                run.append(after[0])
+        elif intro == len(run) - 1 and (following := _following(text, run[-1], ranked)):
+            run.append(following)
     answer = text[run[0].start : run[-1].end]
     if on_token is not None:
         on_token(answer)

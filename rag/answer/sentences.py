@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from rag.answer.confidence import log_odds
 from rag.models.embedder import Embedder
 from rag.models.finder import AnswerFinder
 from rag.text import content_words, sentence_spans
@@ -48,8 +49,7 @@ class Sentence:
         plain = self.similarity + OVERLAP_WEIGHT * self.overlap
         if self.holds is None:
             return plain
-        p = min(max(self.holds, 1e-9), 1 - 1e-9)
-        return math.log(p / (1 - p)) + FINDER_BLEND * plain
+        return log_odds(self.holds) + FINDER_BLEND * plain
 
 
 def rank_sentences(
