@@ -232,6 +232,18 @@ def test_html_keeps_title_and_visible_text_only(tmp_path: Path) -> None:
         assert hidden not in doc.text
 
 
+def test_html_drops_site_navigation(tmp_path: Path) -> None:
+    path = tmp_path / "manual.html"
+    path.write_text(
+        '<div class="navheader"><a href="a.html">Prev</a> <a href="b.html">Up</a></div>'
+        "<nav><ul><li>Home</li><li>Contents</li></ul></nav>"
+        '<div role="navigation" class="related">Index | Modules</div>'
+        "<h1>VACUUM</h1><p>VACUUM reclaims storage occupied by dead tuples.</p>"
+        '<div class="navfooter"><p>Next: ANALYZE</p></div>'
+    )
+    assert read_one(path).text == "VACUUM\n\nVACUUM reclaims storage occupied by dead tuples."
+
+
 def test_html_without_title_uses_stem_and_survives_huge_script(tmp_path: Path) -> None:
     path = tmp_path / "page.htm"
     path.write_text("<script>" + "x=1;" * 500_000 + "</script><p>visible</p>")

@@ -139,6 +139,9 @@ def _markdown_title(text: str) -> str:
 
 
 _DROP_TAGS = frozenset({"script", "style", "noscript", "template", "svg", "head", "title"})
+# Site navigation ("Prev Up Next", breadcrumbs) repeats on every page and answers
+# nothing: <nav>, ARIA navigation landmarks, and DocBook's navigation header and footer.
+_NAV_CLASSES = frozenset({"navheader", "navfooter"})
 # Break markers put in during the walk and resolved after it, so that adjacent blocks
 # share one break: a paragraph-like block gets a blank line, any other block a newline.
 _LINE, _PARAGRAPH = "\x1f", "\x1e"
@@ -177,7 +180,7 @@ def _html_text(path: Path, html: str) -> tuple[str, str]:
             continue
         node, pre = item
         if isinstance(node, Tag):
-            if node.name in _DROP_TAGS:
+            if node.name in _DROP_TAGS or _is_navigation(node):
                 continue
             if node.name == "br":
                 out.append("\n")
@@ -197,6 +200,13 @@ def _html_text(path: Path, html: str) -> tuple[str, str]:
                 out.append(piece)
     text = _BREAKS.sub(_resolve_break, "".join(out))
     return title or path.stem, text.strip()
+
+
+def _is_navigation(tag: Tag) -> bool:
+    if tag.name == "nav" or tag.get("role") == "navigation":
+        return True
+    classes = tag.get("class") or ()
+    return not _NAV_CLASSES.isdisjoint(classes)
 
 
 def _resolve_break(match: re.Match[str]) -> str:
