@@ -4,12 +4,19 @@
 (11, 19)
 >>> sorted(content_words("What does LoRA train?"))
 ['lora', 'train']
+>>> sorted(content_stems("Why are transformers faster to train than RNNs?"))
+['faster', 'rnn', 'train', 'transform']
+>>> content_stems("a transformer processes all positions in training") >= {"transform", "train"}
+True
 """
 
 from __future__ import annotations
 
 import re
 import string
+from functools import lru_cache
+
+import snowballstemmer
 
 # One list for every use: words too common to tell texts apart (lexical queries,
 # sentence ranking) or to stand alone as an answer (copied spans).
@@ -55,9 +62,36 @@ def content_words(text: str) -> set[str]:
     return {w for w in WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1}
 
 
+@lru_cache(maxsize=1)
+def _stemmer() -> snowballstemmer.stemmer:
+    return snowballstemmer.stemmer("english")
+
+
+_ACRONYM_PLURAL = re.compile(r"\b([A-Z][A-Z0-9]+)s\b")
+
+
+def content_stems(text: str) -> set[str]:
+    """The stems (Snowball, English) of ``text``'s content words: "trains" and "training"
+    match "train", and an acronym's plural ("RNNs") its singular."""
+    return set(_stemmer().stemWords(content_words(_ACRONYM_PLURAL.sub(r"\1", text))))
+
+
 def says_something(text: str) -> bool:
     """Whether ``text`` holds a word that is not a stop word (``the`` alone says nothing)."""
     return any(w not in STOPWORDS for w in WORD.findall(text.lower()))
+
+
+def says_more(answer: str, question: str) -> bool:
+    """Whether ``answer`` holds a word (by stem) that is neither a stop word nor in
+    ``question``: "strings" says nothing to "how do I concatenate two strings?".
+
+    >>> says_more("strings", "how do I concatenate two strings?")
+    False
+    >>> says_more("8", "how many heads does the model have?")
+    True
+    """
+    words = [w for w in WORD.findall(answer.lower()) if w not in STOPWORDS]
+    return bool(set(_stemmer().stemWords(words)) - content_stems(question))
 
 
 def span_pattern(span: str, *, whole: bool = True) -> re.Pattern[str]:

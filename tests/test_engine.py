@@ -299,6 +299,18 @@ def test_a_factoid_question_gets_a_span_and_the_sentence_it_came_from(index: Ind
     assert answer.sentences and answer.generated in answer.sentences[0].text
 
 
+def test_a_span_of_the_question_own_words_gives_the_sentence_instead(index: Index) -> None:
+    gen = EchoGenerator("diffusion models")  # verbatim in the passages, but no answer
+    streamed: list[str] = []
+    answer = QueryEngine(index, gen, min_confidence=0.0, finder=False).ask(
+        "which process adds noise to the data in diffusion models?", on_token=streamed.append
+    )
+    assert len(gen.prompts) == 1 and not answer.abstained and answer.sentences
+    assert answer.generated != "diffusion models"
+    assert answer.generated.startswith(answer.sentences[0].text)
+    assert streamed == [answer.generated], "what was streamed is the answer given"
+
+
 def test_an_answer_never_starts_from_a_title(tmp_path: Path, embedder: HashEmbedder) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()

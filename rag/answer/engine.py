@@ -22,7 +22,7 @@ from typing import Literal
 from rag.answer.confidence import MIN_CONFIDENCE, confidence
 from rag.answer.extractive import Extractive
 from rag.answer.generative import Generative
-from rag.answer.reading import Strategy
+from rag.answer.reading import Strategy, says_not_found
 from rag.answer.sentences import Sentence, rank_sentences
 from rag.answer.shape import shape
 from rag.errors import InvalidValue
@@ -31,14 +31,11 @@ from rag.models.finder import AnswerFinder
 from rag.models.generation import Generator
 from rag.models.registry import load_generator
 from rag.retrieval.search import DEFAULT_MODE
-from rag.text import normalize
 from rag.types import Answer, Citation, Excerpt, Hit, Signals, Where
 
 log = logging.getLogger(__name__)
 
 NOT_FOUND = "Not found in the indexed documents."
-# What a model writes when it finds no answer, normalized.
-NOT_FOUND_REPLIES = frozenset({"not found", "notfound", "none", "unknown"})
 MAX_QUESTION_CHARS = 2000
 EXTRACTIVE = "extractive"
 GENERATIVE = "generative"
@@ -194,7 +191,7 @@ class QueryEngine:
         text = reading.generation.text.strip()
         signals = replace(signals, answer_logprob=_mean(reading.generation.token_logprobs))
         withdrawn = replace(unanswered, passages=reading.passages, generated=text, signals=signals)
-        if not text or normalize(text) in NOT_FOUND_REPLIES:
+        if says_not_found(text):
             return withdrawn
         if not reading.cited:
             # never give an answer that cannot be cited

@@ -5,7 +5,8 @@ finder marks in the sentence it ranks first, cut from the passage itself. Withou
 the generator is shown only the sentences most likely to hold the answer, in a
 few-shot prompt, with its decoding constrained to copying (``CopyFrom``); that span
 is then found again in its passage: verified, not trusted, since a generator that
-cannot constrain decoding may paraphrase. Other
+cannot constrain decoding may paraphrase. A span of nothing but the question's own
+words answers nothing: the sentence is given instead. Other
 questions (what is, how, why, lists, comparisons) get the best sentence as it stands,
 run on into the neighbouring sentences that also rank high, with no generation.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
-from rag.answer.reading import STOP, Reading
+from rag.answer.reading import STOP, Reading, says_not_found
 from rag.answer.sentences import Sentence
 from rag.answer.shape import SENTENCES
 from rag.models.generation import CopyFrom, Generation, Generator
@@ -25,6 +26,7 @@ from rag.text import (
     line_around,
     list_block_end,
     looks_like_code,
+    says_more,
     squeeze,
     whole_words,
 )
@@ -102,8 +104,27 @@ class Extractive:
         readable = [s for s in ranked if _reads_as_sentence(s)] or ranked
         if shape == SENTENCES:
             return _sentences(hits, readable, ranked, on_token)
+        span = self._span(generator, question, hits, readable, ranked)
+        if says_not_found(span.generation.text):
+            return span  # the engine abstains
+        if not says_more(span.generation.text, question):
+            # a span of the question's own words answers nothing: give the sentence
+            return _sentences(hits, readable, ranked, on_token)
+        if on_token is not None:
+            on_token(span.generation.text)
+        return span
+
+    def _span(
+        self,
+        generator: Generator,
+        question: str,
+        hits: list[Hit],
+        readable: list[Sentence],
+        ranked: list[Sentence],
+    ) -> Reading:
+        """The short span a factoid question asks for, from the best sentence."""
         if readable[0].span is not None:
-            return _marked_span(hits, readable[0], ranked, on_token)
+            return _marked_span(hits, readable[0], ranked)
         chosen = sorted(readable[: self.sentences], key=lambda s: (s.passage, s.start))
         reading = [s.text for s in chosen]
         extra: dict[str, CopyFrom] = {}
@@ -113,7 +134,7 @@ class Extractive:
             build_prompt(question, " ".join(reading)),
             max_new_tokens=self.max_new_tokens,
             stop=STOP,
-            on_token=on_token,
+            on_token=None,  # streamed once checked
             **extra,
         )
         holding = [s for s in chosen if find_span(gen.text, s.text) is not None]
@@ -121,12 +142,7 @@ class Extractive:
         return Reading(gen, hits, cited, holding)
 
 
-def _marked_span(
-    hits: list[Hit],
-    best: Sentence,
-    ranked: list[Sentence],
-    on_token: Callable[[str], None] | None,
-) -> Reading:
+def _marked_span(hits: list[Hit], best: Sentence, ranked: list[Sentence]) -> Reading:
     """The span the answer-finder marks in ``best``, as it stands in the passage: whole
     words, and the whole line when that line is a command or a signature. A sentence
     that introduces a command with a colon ("To dump a database, run:") is answered
@@ -142,8 +158,6 @@ def _marked_span(
     if _is_code(text, line := line_around(text, a, b)):
         a, b = line
     answer = text[a:b]
-    if on_token is not None:
-        on_token(answer)
     return Reading(Generation(answer, [], 0, 0), hits, [best.passage + 1], [best])
 
 

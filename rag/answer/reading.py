@@ -8,10 +8,18 @@ from typing import Protocol
 
 from rag.answer.sentences import Sentence
 from rag.models.generation import Generation, Generator
+from rag.text import normalize
 from rag.types import Hit
 
 # Where a completion ends: the next line, or the model starting another example.
 STOP = ("\n", "Question:", "Passages:", "Passage:")
+# What a model writes when it finds no answer, normalized.
+NOT_FOUND_REPLIES = frozenset({"not found", "notfound", "none", "unknown"})
+
+
+def says_not_found(text: str) -> bool:
+    """Whether a model's reply says it found no answer (or is empty)."""
+    return not text.strip() or normalize(text) in NOT_FOUND_REPLIES
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ _LIST_NOUNS = (
     "types|kinds|families|categories|forms|variants|strategies|techniques|approaches|methods|"
     "ways|steps|stages|phases|parts|components|fixes|solutions|examples|advantages|"
     "disadvantages|benefits|drawbacks|risks|limitations|problems|uses|applications|options|"
-    "features|properties|differences|reasons|causes"
+    "features|properties|differences|reasons|causes|measures|arguments|duties|qualities|"
+    "defenses|industries|divisions|milestones|records|assets|criticisms"
 )
 _SENTENCE_QUESTIONS = [
     r"^what\s+(does|do)\s+.+\s+mean\b",
@@ -32,6 +33,13 @@ _SENTENCE_QUESTIONS = [
     r"^how\s+(does|do|did|is|are|was|were|can|could|should|would|to|come)\b",
     r"^why\b",
     r"^what\s+can\s+(you|i|we|one)\s+do\b",
+    # what happened, what someone thought or found, what something was like or did
+    r"^what\s+(happened|happens|went wrong|came out of|is going on|was going on)\b",
+    r"^what\s+(did|does|do)\s+.+\s+(think|say|believe|argue|claim|preach|teach|intend|"
+    r"find|reveal|show|accomplish|mean)\b",
+    r"^what\s+(is|was|are|were|'s)\s+.+\s+(like|known for)\??$",
+    r"^what\s+(\S+\s+){0,2}(impact|effect|effects|purpose|point|reaction|stance|"
+    r"view|views|criticism|advice|connection|significance|consequences?|influence|legacy)\b",
     # lists: "what are the main types of X", "which kinds of X ...", "what X are there"
     rf"^(what|which)\s+(\S+\s+){{0,3}}({_LIST_NOUNS})\b",
     r"\bare\s+there\??$",
@@ -43,7 +51,8 @@ _SENTENCE_QUESTIONS = [
 _SENTENCE = re.compile("|".join(f"(?:{p})" for p in _SENTENCE_QUESTIONS), re.IGNORECASE)
 # "what is mode collapse?", "what's a system prompt", "what exactly are diffusion models"
 _DEFINITION = re.compile(
-    r"^what(?:'?s|\s+(?:exactly\s+|actually\s+|really\s+)?(?:is|are))\s+(.+?)\??$", re.IGNORECASE
+    r"^what(?:'?s|\s+(?:exactly\s+|actually\s+|really\s+)?(?:is|are|was|were))\s+(.+?)\??$",
+    re.IGNORECASE,
 )
 # questions about a number, a time, a place or a person want the fact, however phrased
 _FACTOID = re.compile(
@@ -51,12 +60,14 @@ _FACTOID = re.compile(
     r"(in\s+)?what\s+year|which\s+year)\b",
     re.IGNORECASE,
 )
-# a definition of something long, or of "the" something related to something else, is
-# a fact about it: "what is the capital of X", "what is the name of the ... that ...";
+# a definition of something long, of "the" something related to something else, or of
+# something's something, is a fact about it: "what is the capital of X", "what is the
+# name of the ... that ...", "what was Tesla's ethnicity";
 # but "what is chain of thought prompting" names a term, and "what is X for" asks a purpose
 _MAX_DEFINED_WORDS = 5
 _RELATION = re.compile(r"\b(of|for|from|by|at|to)\b", re.IGNORECASE)
-_ARTICLE = re.compile(r"^(the|a|an)\s", re.IGNORECASE)
+_ARTICLE = re.compile(r"^(?i:the|a|an)\s+[a-z]")  # "the Diet of Worms" is a name
+_OWNED = re.compile(r"\w(?:'s|s')\s")  # "Tesla's ethnicity": a fact about Tesla
 _PURPOSE = re.compile(r"\sfor$", re.IGNORECASE)
 
 
@@ -69,6 +80,12 @@ def shape(question: str) -> str:
     ...                     "what's the default value of shared_buffers?",
     ...                     "what is mode collapse?")]
     ['sentences', 'sentences', 'factoid', 'factoid', 'sentences']
+    >>> [shape(q) for q in ("what was the Diet of Worms?",
+    ...                     "what was Tesla's ethnicity?",
+    ...                     "what did Luther think about purgatory",
+    ...                     "what happened to the radicals after the war",
+    ...                     "what impact did the gold rush have on Melbourne?")]
+    ['sentences', 'factoid', 'sentences', 'sentences', 'sentences']
     """
     q = " ".join(question.strip().split())
     if _FACTOID.search(q):
@@ -80,7 +97,7 @@ def shape(question: str) -> str:
         subject = defined.group(1)
         if _PURPOSE.search(subject):
             return SENTENCES
-        related = _RELATION.search(subject) and _ARTICLE.match(subject)
+        related = (_RELATION.search(subject) and _ARTICLE.match(subject)) or _OWNED.search(subject)
         if len(subject.split()) <= _MAX_DEFINED_WORDS and not related:
             return SENTENCES
     return FACTOID
