@@ -15,6 +15,11 @@ how often the sentence the answer was read from holds a gold answer.
 With --remove-gold F, the gold paragraphs of a fraction F of the sampled questions
 are left out of the index, so those questions have no answer in it: the script then
 reports abstention on them and on the answerable rest separately.
+
+With --sentence-questions the questions are instead the project's own why, how,
+definition, list and comparison questions over the same paragraphs (scripts/squad.py),
+and an answer is right when it holds one of the sentences that answer it, whole or for
+the greater part.
 """
 
 from __future__ import annotations
@@ -25,7 +30,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from squad import DEFAULT_DATA, best_f1, build_index, exact, sample
+from squad import (
+    DEFAULT_DATA,
+    SENTENCE_QUESTIONS,
+    answered_by,
+    best_f1,
+    build_index,
+    exact,
+    sample,
+    sentence_questions,
+)
 
 
 def main() -> None:
@@ -44,6 +58,8 @@ def main() -> None:
     ap.add_argument("--show", action="store_true", help="print every question and answer")
     ap.add_argument("--span-reader", default=None, help="finder or generator")
     ap.add_argument("--no-finder", action="store_true", help="rank sentences without the finder")
+    ap.add_argument("--sentence-questions", nargs="?", type=Path, const=SENTENCE_QUESTIONS,
+                    help="ask questions answered by whole sentences instead")  # fmt: skip
     args = ap.parse_args()
 
     from rag.answer.confidence import MIN_CONFIDENCE
@@ -51,7 +67,10 @@ def main() -> None:
     from rag.text import find_span
 
     part = None if args.part == "all" else args.part
-    drawn = sample(args.data, args.questions, args.seed, args.remove_gold, part)
+    rows = None
+    if args.sentence_questions:
+        rows = sentence_questions(args.data, args.sentence_questions, part)
+    drawn = sample(args.data, args.questions, args.seed, args.remove_gold, part, rows)
     unanswerable = drawn.unanswerable
     index = build_index(args.data, args.index, drawn.removed)
     questions = drawn.questions
@@ -78,7 +97,8 @@ def main() -> None:
         t = time.perf_counter()
         answer = engine.ask(q["question"])
         if args.show:
-            print(f"{q['question']!r} -> {answer.generated!r} gold {q['answers'][0]!r} "
+            gold = q["answers"][0] if "answers" in q else q["answer_text"][0]
+            print(f"{q['question']!r} -> {answer.generated!r} gold {gold!r} "
                   f"conf {answer.confidence:.2f}")  # fmt: skip
         seconds.append(time.perf_counter() - t)
         text = "" if answer.abstained else answer.generated
@@ -91,14 +111,12 @@ def main() -> None:
                 "answerable": q["id"] not in unanswerable,
                 "text": text,
                 "confidence": answer.confidence,
-                "em": exact(text, q["answers"]) if text else 0.0,
-                "f1": best_f1(text, q["answers"]) if text else 0.0,
+                "em": score(exact, q, text),
+                "f1": score(best_f1, q, text),
                 "retrieved": q["context_id"] in [d.doc_id for d in docs],
                 "cited_gold": q["context_id"] in [c.doc_id for c in answer.citations],
                 "outside": outside,
-                "sentence_right": any(
-                    a in s.text for s in answer.sentences for a in q["answers"]
-                ),
+                "sentence_right": any(answered_by(q, s.text) for s in answer.sentences),
             }
         )
 
@@ -119,12 +137,15 @@ def main() -> None:
     em, f, says, quiet = at(MIN_CONFIDENCE)
     print(f"answer mode {engine.answer_mode}, abstaining below confidence {MIN_CONFIDENCE}")
     print(f"answerable questions: {len(ok)}")
-    print(f"  EM {em:.1f}  F1 {f:.1f}  (targets: EM >= 45, F1 >= 55)")
+    if args.sentence_questions:
+        print(f"  right (holds an answering sentence) {em:.1f}%")
+    else:
+        print(f"  EM {em:.1f}  F1 {f:.1f}  (targets: EM >= 45, F1 >= 55)")
     print(f"  answered {says:.1f}% (target >= 90%); with no abstention: "
           f"EM {pct([a['em'] for a in ok]):.1f}  F1 {pct([a['f1'] for a in ok]):.1f}")  # fmt: skip
     print(f"  gold paragraph retrieved in top {args.k}: {pct([a['retrieved'] for a in ok]):.1f}%  "
           f"cited: {pct([a['cited_gold'] for a in ok]):.1f}%")  # fmt: skip
-    print(f"  sentence choice: the answer's sentence holds a gold answer for "
+    print(f"  sentence choice: the answer's sentence holds the answer for "
           f"{pct([a['sentence_right'] for a in ok]):.1f}%")  # fmt: skip
     outside = sum(a["outside"] for a in answered)
     print(f"answers whose text is not in a cited passage: {outside} of "
@@ -139,6 +160,16 @@ def main() -> None:
     p95 = sorted(seconds)[int(0.95 * (len(seconds) - 1))]
     print(f"time per question: median {statistics.median(seconds):.2f}s, "
           f"p95 {p95:.2f}s (target median <= 1s)")  # fmt: skip
+
+
+def score(metric: Any, q: dict[str, Any], text: str) -> float:
+    """``metric`` (exact or best_f1) against a SQuAD question's gold answers; for a
+    question answered by whole sentences, 1.0 when ``text`` holds one of them."""
+    if not text:
+        return 0.0
+    if "answers" in q:
+        return float(metric(text, q["answers"]))
+    return float(answered_by(q, text))
 
 
 if __name__ == "__main__":

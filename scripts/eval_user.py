@@ -74,6 +74,8 @@ def main() -> None:
     ap.add_argument("--show", action="store_true", help="print every question and answer")
     ap.add_argument("--no-finder", action="store_true", help="rank sentences without the finder")
     ap.add_argument("--span-reader", default=None, help="finder or generator")
+    ap.add_argument("--min-confidence", type=float, default=None,
+                    help="abstain below this (default: the engine's)")  # fmt: skip
     args = ap.parse_args()
 
     from rag.answer.engine import QueryEngine
@@ -91,7 +93,9 @@ def main() -> None:
           f"{len(report.failed)} failed in {time.perf_counter() - started:.0f}s")  # fmt: skip
     engine = QueryEngine(index, args.generator, k=args.k, answer_mode=args.answer_mode,
                          finder=False if args.no_finder else None,
-                         span_reader=args.span_reader)  # fmt: skip
+                         span_reader=args.span_reader,
+                         **({} if args.min_confidence is None
+                            else {"min_confidence": args.min_confidence}))  # fmt: skip
     engine.ask(rows[0]["question"])  # warm: models load outside the timings
 
     by_type: dict[str, Counter[str]] = defaultdict(Counter)

@@ -56,9 +56,18 @@ class Sample:
     removed: set[str]  # paragraph ids left out of the index
 
 
-def sample(data: Path, n: int, seed: int, remove: float, part: str | None = None) -> Sample:
-    """``n`` questions drawn with ``seed`` (of the articles of split ``part`` if given)."""
-    rows = [json.loads(line) for line in (data / "qa.jsonl").open()]
+def sample(
+    data: Path,
+    n: int,
+    seed: int,
+    remove: float,
+    part: str | None = None,
+    rows: list[dict[str, Any]] | None = None,
+) -> Sample:
+    """``n`` questions drawn with ``seed`` (of the articles of split ``part`` if given)
+    from ``rows``, by default the SQuAD questions of ``data``."""
+    if rows is None:
+        rows = [json.loads(line) for line in (data / "qa.jsonl").open()]
     if part is not None:
         split = split_articles(data)
         rows = [q for q in rows if split[q["title"]] == part]
@@ -108,3 +117,49 @@ def split_articles(data: Path, seed: int = SPLIT_SEED) -> dict[str, str]:
         split[title] = "test" if test else "dev" if dev else "train"
         taken += counts[title] if split[title] != "train" else 0
     return split
+
+
+# Questions the project wrote over the same SQuAD paragraphs, of the kinds SQuAD lacks
+# (why, how, definition, list, compare, broad what), each answered by one to three
+# whole sentences of its paragraph, stored as character offsets into the paragraph
+# (the text stays in ../shared). Split by article like the rest.
+SENTENCE_QUESTIONS = ROOT / "scripts" / "data" / "squad-sentence-questions.jsonl"
+
+
+def sentence_questions(
+    data: Path, path: Path = SENTENCE_QUESTIONS, part: str | None = None
+) -> list[dict[str, Any]]:
+    """The questions of ``path`` (of split ``part`` if given), each with ``answer_text``:
+    the paragraph's text at each answer offset pair."""
+    paragraphs = {}
+    for line in (data / "corpus.jsonl").open():
+        row = json.loads(line)
+        paragraphs[row["_id"]] = row["text"]
+    split = split_articles(data)
+    found = []
+    for line in path.open(encoding="utf-8"):
+        q = json.loads(line)
+        if part is not None and split[q["title"]] != part:
+            continue
+        text = paragraphs[q["context_id"]]
+        found.append({**q, "answer_text": [text[s:e] for s, e in q["answer"]]})
+    return found
+
+
+def holds(sentence: str, answers: list[str]) -> str | None:
+    """The first gold answer that occurs in ``sentence``."""
+    return next((a for a in answers if a and a in sentence), None)
+
+
+def answered_by(q: dict[str, Any], text: str) -> bool:
+    """Whether ``text`` holds ``q``'s answer: a gold span of a SQuAD question; for a
+    question answered by whole sentences, one of them whole, or the greater part of one
+    (a sentence split elsewhere still counts)."""
+    if "answers" in q:
+        return holds(text, q["answers"]) is not None
+    text = " ".join(text.split())
+    for answer in q["answer_text"]:
+        answer = " ".join(answer.split())
+        if answer in text or (text in answer and len(text) > 0.5 * len(answer)):
+            return True
+    return False
