@@ -6,7 +6,8 @@ the generator is shown only the sentences most likely to hold the answer, in a
 few-shot prompt, with its decoding constrained to copying (``CopyFrom``); that span
 is then found again in its passage: verified, not trusted, since a generator that
 cannot constrain decoding may paraphrase. A span of nothing but the question's own
-words answers nothing: the sentence is given instead. Other
+words answers nothing: the next sentence is read, then the best sentence is given
+whole. Other
 questions (what is, how, why, lists, comparisons) get the best sentence as it stands,
 run on into the neighbouring sentences that also rank high, with no generation.
 """
@@ -40,6 +41,8 @@ NEIGHBOUR_RANK = 8
 MAX_LIST_CHARS = 1500
 # A command or signature line is answered whole up to this length.
 MAX_CODE_CHARS = 300
+# Sentences read, best first, for a span that says more than the question.
+SPAN_TRIES = 2
 # Text without sentence punctuation this short is a title or a label, not an answer.
 MIN_WORDS = 6
 
@@ -104,15 +107,17 @@ class Extractive:
         readable = [s for s in ranked if _reads_as_sentence(s)] or ranked
         if shape == SENTENCES:
             return _sentences(hits, readable, ranked, on_token)
-        span = self._span(generator, question, hits, readable, ranked)
-        if says_not_found(span.generation.text):
-            return span  # the engine abstains
-        if not says_more(span.generation.text, question):
-            # a span of the question's own words answers nothing: give the sentence
-            return _sentences(hits, readable, ranked, on_token)
-        if on_token is not None:
-            on_token(span.generation.text)
-        return span
+        # a span of the question's own words answers nothing: the next sentence is read,
+        # and if its span says nothing either, the best sentence is the answer
+        for first in range(min(SPAN_TRIES, len(readable))):
+            span = self._span(generator, question, hits, readable[first:], ranked)
+            if says_not_found(span.generation.text):
+                return span  # the engine abstains
+            if says_more(span.generation.text, question):
+                if on_token is not None:
+                    on_token(span.generation.text)
+                return span
+        return _sentences(hits, readable, ranked, on_token)
 
     def _span(
         self,
