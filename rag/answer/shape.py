@@ -27,7 +27,7 @@ _LIST_NOUNS = (
     "defenses|industries|divisions|milestones|records|assets|criticisms"
 )
 _SENTENCE_QUESTIONS = [
-    r"^what\s+(does|do)\s+.+\s+mean\b",
+    r"^what\s+(does|do)\s+.+\s+(mean|do)\b",
     r"^(define|explain|describe|summari[sz]e|tell me about)\b",
     # how and why, but not "how many", "how much", "how long", "how old", "how far"
     r"^how\s+(does|do|did|is|are|was|were|can|could|should|would|to|come)\b",
@@ -84,8 +84,9 @@ def shape(question: str) -> str:
     ...                     "what was Tesla's ethnicity?",
     ...                     "what did Luther think about purgatory",
     ...                     "what happened to the radicals after the war",
-    ...                     "what impact did the gold rush have on Melbourne?")]
-    ['sentences', 'factoid', 'sentences', 'sentences', 'sentences']
+    ...                     "what impact did the gold rush have on Melbourne?",
+    ...                     "what does VACUUM FULL do?")]
+    ['sentences', 'factoid', 'sentences', 'sentences', 'sentences', 'sentences']
     """
     q = " ".join(question.strip().split())
     if _FACTOID.search(q):
