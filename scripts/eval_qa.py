@@ -69,7 +69,7 @@ def main() -> None:
     part = None if args.part == "all" else args.part
     rows = None
     if args.sentence_questions:
-        rows = sentence_questions(args.data, args.sentence_questions, part)
+        rows = sentence_questions(args.data, args.sentence_questions)  # sample() takes part
     drawn = sample(args.data, args.questions, args.seed, args.remove_gold, part, rows)
     unanswerable = drawn.unanswerable
     index = build_index(args.data, args.index, drawn.removed)

@@ -314,10 +314,8 @@ def main() -> None:
     rng.shuffle(train_q)
     if args.questions:
         train_q = train_q[: args.questions]
-    whole = {
-        n: sentence_questions(args.data, args.sentence_questions, n)
-        for n in ("train", "dev", "test")
-    }
+    written = sentence_questions(args.data, args.sentence_questions)
+    whole = {n: [q for q in written if split[q["title"]] == n] for n in ("train", "dev", "test")}
     train_q += whole["train"] * args.sentence_repeat
 
     base = packaged_embedder_path()
@@ -352,9 +350,9 @@ def main() -> None:
         )
         for n in ("dev", "test")
     }
-    dev = evaluate(
-        model, tokenizer, sample["dev"] + whole["dev"], paragraphs["dev"], embedder, k=3
-    )["rows"]
+    # calibrated on the kinds of question it was trained on
+    dev_q = sample["dev"] + (whole["dev"] if args.sentence_repeat else [])
+    dev = evaluate(model, tokenizer, dev_q, paragraphs["dev"], embedder, k=3)["rows"]
     x = np.array([v for r in dev for v in r["logits"]] + [r["max_without"] for r in dev])
     y = np.array([v for r in dev for v in r["labels"]] + [0] * len(dev))
     scale, bias = platt(x, y)
@@ -417,8 +415,13 @@ def main() -> None:
     card = {
         "base": None,
         "calibration": {"scale": round(scale, 4), "bias": round(bias, 4)},
-        "trained_on": "SQuAD v1.1 (CC BY-SA 4.0), squad-tune train articles, and the "
-        "project's own questions over them (scripts/data/squad-sentence-questions.jsonl)",
+        "trained_on": "SQuAD v1.1 (CC BY-SA 4.0), squad-tune train articles"
+        + (
+            ", and the project's own questions over them "
+            "(scripts/data/squad-sentence-questions.jsonl)"
+            if args.sentence_repeat
+            else ""
+        ),
         "articles": {
             n: sorted(t for t in split if split[t] == n) for n in ("train", "dev", "test")
         },

@@ -127,7 +127,7 @@ class Extractive:
         readable: list[Sentence],
         ranked: list[Sentence],
     ) -> Reading:
-        """The short span a factoid question asks for, from the best sentence."""
+        """The short span a factoid question asks for, from the first of ``readable``."""
         if readable[0].span is not None:
             return _marked_span(hits, readable[0], ranked)
         chosen = sorted(readable[: self.sentences], key=lambda s: (s.passage, s.start))
