@@ -59,6 +59,8 @@ class IndexStatus:
     vector_index: str
     database_bytes: int
     vectors_bytes: int
+    # what the stored vectors were computed in: ["bfloat16"], ["float32"] or both
+    embed_precision: list[str]
 
 
 class Index:
@@ -319,4 +321,5 @@ class Index:
             vector_index=vecs.kind if vecs is not None else self.vectors.file_kind(),
             database_bytes=db_bytes,
             vectors_bytes=vfile.stat().st_size if vfile.exists() else 0,
+            embed_precision=self.store.precisions(),
         )

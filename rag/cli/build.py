@@ -140,7 +140,8 @@ def status(index_dir: Path | None, as_json: bool) -> None:
     click.echo(f"documents  {st.documents} from {st.sources} files")
     click.echo(f"chunks     {st.chunks}")
     click.echo(f"vectors    {st.vector_index} index ({st.settings.vector_index} setting)")
-    click.echo(f"embedder   {st.settings.embedder}")
+    precision = " + ".join(st.embed_precision) or "nothing embedded yet"
+    click.echo(f"embedder   {st.settings.embedder} ({precision})")
     click.echo(f"generator  {st.settings.generator}")
     click.echo(f"chunking   {st.settings.chunk_tokens} tokens, {st.settings.chunk_overlap} overlap")
     click.echo(f"size       {mib(st.database_bytes)} database, {mib(st.vectors_bytes)} vectors")

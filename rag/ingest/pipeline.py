@@ -225,7 +225,11 @@ class Ingest:
             writes.append(DocumentWrite(doc, root, chunks, part, batch.pks[len(writes)]))
             offset += len(chunks)
         removed, added = self.store.write(
-            writes, batch.sources, batch.remove_documents, batch.remove_sources
+            writes,
+            batch.sources,
+            batch.remove_documents,
+            batch.remove_sources,
+            precision=getattr(embedder, "precision", "float32"),
         )
         self.on_commit(removed, added, vectors)
         report.added += batch.added

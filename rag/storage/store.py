@@ -326,9 +326,19 @@ class Store:
         sources: Sequence[SourceState] = (),
         remove_documents: Sequence[int] = (),
         remove_sources: Sequence[str] = (),
+        precision: str = "float32",
     ) -> tuple[list[int], list[int]]:
         """One batch in one transaction: see :func:`rag.storage.writer.write`."""
-        return writer.write(self.engine, writes, sources, remove_documents, remove_sources)
+        return writer.write(
+            self.engine, writes, sources, remove_documents, remove_sources, precision
+        )
+
+    def precisions(self) -> list[str]:
+        """What the stored embeddings were computed in (float32 before this was kept)."""
+        raw = self.meta(writer.PRECISION_KEY)
+        if raw:
+            return raw.split(",")
+        return ["float32"] if self.embedding_dim() is not None else []
 
 
 def _unpack(rows: Sequence[Any], dim: int) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 from rag.storage.records import DocumentWrite, SourceState, batches
 from rag.storage.schema import ChunkRow, DocumentRow, Meta, SourceRow
 
+PRECISION_KEY = "precision"
+
 
 def write(
     engine: Engine,
@@ -19,12 +21,14 @@ def write(
     sources: Sequence[SourceState] = (),
     remove_documents: Sequence[int] = (),
     remove_sources: Sequence[str] = (),
+    precision: str = "float32",
 ) -> tuple[list[int], list[int]]:
     """Apply one batch in one transaction; returns (removed chunk ids, added chunk ids).
 
     A document written with ``pk``, or stored before under the same root and id,
     replaces that row: the row id stays, its old chunks are replaced by new ones with
-    new ids.
+    new ids. ``precision`` is what the embeddings were computed in; the index keeps
+    the set of precisions its vectors were made in (meta ``precision``).
     """
     now = time.time()
     removed: list[int] = []
@@ -83,6 +87,8 @@ def write(
                 added += s.scalars(
                     insert(ChunkRow).returning(ChunkRow.id, sort_by_parameter_order=True), rows
                 ).all()
+        if added:
+            _note_precision(s, precision)
         for src in sources:
             s.execute(delete(SourceRow).where(SourceRow.path == src.path))
             s.add(SourceRow(path=src.path, root=src.root, size=src.size, mtime_ns=src.mtime_ns))
@@ -90,6 +96,14 @@ def write(
             s.execute(delete(SourceRow).where(SourceRow.path.in_(list(remove_sources))))
         _bump_generation(s)
     return removed, added
+
+def _note_precision(s: Session, precision: str) -> None:
+    row = s.get(Meta, PRECISION_KEY)
+    if row is None:
+        s.add(Meta(key=PRECISION_KEY, value=precision))
+    elif precision not in row.value.split(","):
+        row.value = ",".join(sorted({*row.value.split(","), precision}))
+
 
 def _drop_chunks(s: Session, document_pks: Sequence[int]) -> list[int]:
     """Delete the chunks of these documents; returns their ids."""
