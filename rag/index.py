@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,7 @@ from rag.retrieval.fusion import DEFAULT_FUSION
 from rag.retrieval.search import DEFAULT_MODE, Searcher
 from rag.settings import Settings
 from rag.storage.lock import WriteLock
+from rag.storage.removal import RemoveReport, remove_targets
 from rag.storage.store import Store
 from rag.storage.sync import VECTORS_FILE, SyncedVectors
 from rag.types import Hit, Where
@@ -210,6 +211,34 @@ class Index:
             len(report.failed),
             report.seconds,
         )
+        return report
+
+    def remove(
+        self,
+        targets: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+        lock_timeout: float = 5.0,
+    ) -> RemoveReport:
+        """Remove documents by file, folder or document id; nothing is read or embedded.
+
+        A target names documents by path first, else by document id (see
+        :mod:`rag.storage.removal`). Their files are forgotten too, so the next ``add``
+        of their folder reads them again. Targets that name nothing are listed in
+        ``RemoveReport.unmatched``; the others are removed all the same, in one
+        transaction.
+        """
+        if isinstance(targets, (str, os.PathLike)):
+            targets = [targets]
+        names = [os.fspath(t) for t in targets]
+        if not names:
+            raise InvalidValue("give at least one file, folder or document id to remove")
+        started = time.perf_counter()
+        with self.lock.hold(lock_timeout):
+            report = remove_targets(self.store, self.vectors, names)
+        report.seconds = time.perf_counter() - started
+        log.info(
+            "removed %d documents (%d chunks) and forgot %d files; %d targets matched nothing",
+            len(report.documents), report.chunks, len(report.files), len(report.unmatched),
+        )  # fmt: skip
         return report
 
     # -- search -------------------------------------------------------------

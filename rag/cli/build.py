@@ -1,4 +1,4 @@
-"""Commands that build and look after an index: index, status, check, repair."""
+"""Commands that build and look after an index: index, rm, status, check, repair."""
 
 from __future__ import annotations
 
@@ -120,6 +120,36 @@ class ProgressBar:
     ) -> None:
         if self.bar is not None:
             self.bar.__exit__(kind, exc, tb)
+
+
+@click.command("rm")
+@click.argument("targets", nargs=-1, required=True, metavar="PATH|DOC_ID...")
+@index_option
+@click.option("--wait", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Seconds to wait for another process writing the index.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@handle_errors
+def rm(targets: tuple[str, ...], index_dir: Path | None, wait: float, as_json: bool) -> None:
+    """Remove documents from the index, by file, folder or document id.
+
+    A file removes the documents read from it (it need not exist any more); a folder,
+    every document under it. A target that names no indexed file by path is taken as
+    a document id, as `rag search` shows it (for JSONL corpora, the line's id).
+    Nothing is re-indexed. The files are forgotten too: the next `rag index` of their
+    folder reads them again, so delete or move a file to keep it out. Exit status 1
+    if a target matches nothing; the others are removed all the same.
+    """
+    with open_index(index_dir) as idx:
+        report = idx.remove(targets, lock_timeout=wait)
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+    else:
+        for target in report.unmatched:
+            click.echo(f"no document or indexed file matches {target!r}", err=True)
+        n = len(report.documents)
+        click.echo(f"removed {n} document{'' if n == 1 else 's'} ({report.chunks} chunks)")
+    if not report.ok:
+        sys.exit(1)
 
 
 @click.command()
