@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DB_FILE = "index.db"
+# An update of a watched folder waits for another writer as long as it takes.
+WAIT_FOREVER = -1.0
 
 WhereLike = Where | Mapping[str, Any] | None
 
@@ -212,6 +214,30 @@ class Index:
             report.seconds,
         )
         return report
+
+    def watch(
+        self,
+        *paths: str | os.PathLike[str],
+        progress: ProgressCallback | None = None,
+        lock_timeout: float = 5.0,
+    ) -> Generator[IngestReport, None, None]:
+        """Index ``paths`` as ``add`` does, then again after each burst of changes under them.
+
+        Yields the report of the first ingest, then one per update; runs until the
+        generator is closed or interrupted. Updates go through ``add``, so only what
+        changed is read and embedded, with the embedder loaded once. The writer lock is
+        held only while an ingest runs, so other processes may write to the index while
+        the watch waits; an update waits for them as long as it takes. Raises
+        ``ReadError`` when a watched path is gone. See :mod:`rag.ingest.watch` for what
+        counts as a change.
+        """
+        from rag.ingest.watch import Watcher
+
+        with Watcher([Path(p) for p in paths], ignore=self.path) as watcher:
+            yield self.add(*paths, progress=progress, lock_timeout=lock_timeout)
+            for changed in watcher.bursts():
+                log.info("%d paths changed under the watched ones", len(changed))
+                yield self.add(*paths, lock_timeout=WAIT_FOREVER)
 
     def remove(
         self,
