@@ -225,16 +225,20 @@ class Index:
 
         Yields the report of the first ingest, then one per update; runs until the
         generator is closed or interrupted. Updates go through ``add``, so only what
-        changed is read and embedded, with the embedder loaded once. The writer lock is
-        held only while an ingest runs, so other processes may write to the index while
-        the watch waits; an update waits for them as long as it takes. Raises
-        ``ReadError`` when a watched path is gone. See :mod:`rag.ingest.watch` for what
-        counts as a change.
+        changed is read and embedded, by the embedder loaded once, up front. The writer
+        lock is held only while an ingest runs, so other processes may write to the
+        index while the watch waits; an update waits for them as long as it takes.
+        Raises ``ReadError`` when a watched path is gone. See :mod:`rag.ingest.watch`
+        for what counts as a change.
         """
         from rag.ingest.watch import Watcher
 
         with Watcher([Path(p) for p in paths], ignore=self.path) as watcher:
-            yield self.add(*paths, progress=progress, lock_timeout=lock_timeout)
+            first = self.add(*paths, progress=progress, lock_timeout=lock_timeout)
+            # Load the embedder now (its dimension needs the model), not at the first
+            # update: the first run may have embedded nothing.
+            log.debug("watching with a %d-dimensional embedder", self.embedder.dim)
+            yield first
             for changed in watcher.bursts():
                 log.info("%d paths changed under the watched ones", len(changed))
                 yield self.add(*paths, lock_timeout=WAIT_FOREVER)
