@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from rag.ingest.pipeline import IngestReport
     from rag.models.generation import CopyFrom
     from rag.settings import Settings
+    from rag.storage.removal import RemoveReport
     from rag.types import Answer, Citation, Document, Hit, Where
 
 _EXPORTS = {
@@ -33,6 +34,7 @@ _EXPORTS = {
     "IngestReport": "rag.ingest.pipeline",
     "QueryEngine": "rag.answer.engine",
     "RagError": "rag.errors",
+    "RemoveReport": "rag.storage.removal",
     "Settings": "rag.settings",
     "Where": "rag.types",
 }
@@ -47,6 +49,7 @@ __all__ = [
     "IngestReport",
     "QueryEngine",
     "RagError",
+    "RemoveReport",
     "Settings",
     "Where",
 ]

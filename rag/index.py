@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,7 @@ from rag.retrieval.fusion import DEFAULT_FUSION
 from rag.retrieval.search import DEFAULT_MODE, Searcher
 from rag.settings import Settings
 from rag.storage.lock import WriteLock
+from rag.storage.removal import RemoveReport, remove_targets
 from rag.storage.store import Store
 from rag.storage.sync import VECTORS_FILE, SyncedVectors
 from rag.types import Hit, Where
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DB_FILE = "index.db"
+# An update of a watched folder waits for another writer as long as it takes.
+WAIT_FOREVER = -1.0
 
 WhereLike = Where | Mapping[str, Any] | None
 
@@ -212,6 +215,62 @@ class Index:
             len(report.failed),
             report.seconds,
         )
+        return report
+
+    def watch(
+        self,
+        *paths: str | os.PathLike[str],
+        progress: ProgressCallback | None = None,
+        lock_timeout: float = 5.0,
+    ) -> Generator[IngestReport, None, None]:
+        """Index ``paths`` as ``add`` does, then again after each burst of changes under them.
+
+        Yields the report of the first ingest, then one per update; runs until the
+        generator is closed or interrupted. Updates go through ``add``, so only what
+        changed is read and embedded, by the embedder loaded once, up front. The writer
+        lock is held only while an ingest runs, so other processes may write to the
+        index while the watch waits; an update waits for them as long as it takes.
+        Raises ``ReadError`` when a watched path is gone. See :mod:`rag.ingest.watch`
+        for what counts as a change.
+        """
+        from rag.ingest.watch import Watcher
+
+        with Watcher([Path(p) for p in paths], ignore=self.path) as watcher:
+            first = self.add(*paths, progress=progress, lock_timeout=lock_timeout)
+            # Load the embedder now (its dimension needs the model), not at the first
+            # update: the first run may have embedded nothing.
+            log.debug("watching with a %d-dimensional embedder", self.embedder.dim)
+            yield first
+            for changed in watcher.bursts():
+                log.info("%d paths changed under the watched ones", len(changed))
+                yield self.add(*paths, lock_timeout=WAIT_FOREVER)
+
+    def remove(
+        self,
+        targets: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+        lock_timeout: float = 5.0,
+    ) -> RemoveReport:
+        """Remove documents by file, folder or document id; nothing is read or embedded.
+
+        A target names documents by path first, else by document id (see
+        :mod:`rag.storage.removal`). Their files are forgotten too, so the next ``add``
+        of their folder reads them again. Targets that name nothing are listed in
+        ``RemoveReport.unmatched``; the others are removed all the same, in one
+        transaction.
+        """
+        if isinstance(targets, (str, os.PathLike)):
+            targets = [targets]
+        names = [os.fspath(t) for t in targets]
+        if not names:
+            raise InvalidValue("give at least one file, folder or document id to remove")
+        started = time.perf_counter()
+        with self.lock.hold(lock_timeout):
+            report = remove_targets(self.store, self.vectors, names)
+        report.seconds = time.perf_counter() - started
+        log.info(
+            "removed %d documents (%d chunks) and forgot %d files; %d targets matched nothing",
+            len(report.documents), report.chunks, len(report.files), len(report.unmatched),
+        )  # fmt: skip
         return report
 
     # -- search -------------------------------------------------------------

@@ -147,6 +147,7 @@ def test_docstring_examples_hold() -> None:
         "rag.models.lazy",
         "rag.retrieval.fusion",
         "rag.storage.lexical",
+        "rag.storage.removal",
         "rag.answer.shape",
         "rag.models.batching",
     ):

@@ -1,18 +1,27 @@
-"""Commands that build and look after an index: index, status, check, repair."""
+"""Commands that build and look after an index: index, rm, status, check, repair."""
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from rag.cli.options import handle_errors, index_option, mib, open_index, resolve_index_dir
+from rag.cli.options import (
+    counted,
+    handle_errors,
+    index_option,
+    mib,
+    open_index,
+    resolve_index_dir,
+)
 
 if TYPE_CHECKING:
+    from rag.index import Index
     from rag.ingest.pipeline import IngestReport, Progress
 
 
@@ -32,7 +41,11 @@ if TYPE_CHECKING:
     show_default=True,
     help="Seconds to wait for another process writing the index.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--watch", is_flag=True,
+              help="Then keep the index in step with PATHS until Ctrl-C: one update per "
+              "burst of changes, holding the writer lock only while it runs.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the summary as JSON (with --watch, one line per update).")  # fmt: skip
 @handle_errors
 def index(
     paths: tuple[Path, ...],
@@ -43,11 +56,18 @@ def index(
     chunk_overlap: int | None,
     vector_index: str | None,
     wait: float,
+    watch: bool,
     as_json: bool,
 ) -> None:
     """Index folders, files or JSONL corpora. Re-runs embed only what changed.
 
     A JSONL corpus has one document a line: {"_id" or "id", "text", "title"?, ...}.
+
+    With --watch, the index follows the paths after the first run: each burst of
+    changes (new, edited, deleted files) becomes one incremental update, printed as
+    one line. Other processes may write to the index between updates. Ctrl-C or
+    SIGTERM stops it (exit status 0); a watched folder that is deleted stops it with
+    exit status 1, leaving its documents in the index.
     """
     from rag.index import Index
 
@@ -60,6 +80,10 @@ def index(
         chunk_overlap=chunk_overlap,
         vector_index=vector_index,
     )
+    if watch:
+        with idx:
+            follow(idx, paths, folder, wait, as_json)
+        return
     with idx, ProgressBar(not as_json) as progress:
         report = idx.add(*paths, progress=progress, lock_timeout=wait)
     print_report(report, folder, as_json)
@@ -67,8 +91,43 @@ def index(
         sys.exit(1)
 
 
-def print_report(report: IngestReport, folder: Path, as_json: bool) -> None:
+def follow(idx: Index, paths: tuple[Path, ...], folder: Path, wait: float, as_json: bool) -> None:
+    """Index ``paths``, then print one line per update until Ctrl-C or SIGTERM."""
+    bar = ProgressBar(not as_json)
+    updates = idx.watch(*paths, progress=bar, lock_timeout=wait)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with bar:
+            first = next(updates)
+        print_report(first, folder, as_json, {"update": 0} if as_json else None)
+        if not as_json:
+            click.echo(f"watching {', '.join(map(str, paths))} for changes; Ctrl-C stops", err=True)
+        for n, report in enumerate(updates, 1):
+            if as_json:
+                print_report(report, folder, True, {"update": n})
+                continue
+            for f in report.failed:
+                click.echo(f"failed  {f.path}: {f.reason}", err=True)
+            click.echo(
+                f"updated: +{report.added} ~{report.updated} -{report.removed} "
+                f"({counted(report.chunks, 'chunk')}) in {report.seconds:.1f} s"
+            )
+    except KeyboardInterrupt:
+        click.echo("stopped watching", err=True)
+    finally:
+        updates.close()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def print_report(
+    report: IngestReport, folder: Path, as_json: bool, extra: dict[str, Any] | None = None
+) -> None:
     summary = {
+        **(extra or {}),
         "added": report.added,
         "updated": report.updated,
         "removed": report.removed,
@@ -120,6 +179,38 @@ class ProgressBar:
     ) -> None:
         if self.bar is not None:
             self.bar.__exit__(kind, exc, tb)
+
+
+@click.command("rm")
+@click.argument("targets", nargs=-1, required=True, metavar="PATH|DOC_ID...")
+@index_option
+@click.option("--wait", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Seconds to wait for another process writing the index.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@handle_errors
+def rm(targets: tuple[str, ...], index_dir: Path | None, wait: float, as_json: bool) -> None:
+    """Remove documents from the index, by file, folder or document id.
+
+    A file removes the documents read from it (it need not exist any more); a folder,
+    every document under it. A target that names no indexed file by path is taken as
+    a document id, as `rag search` shows it (for JSONL corpora, the line's id).
+    Nothing is re-indexed. The files are forgotten too: the next `rag index` of their
+    folder reads them again, so delete or move a file to keep it out. Exit status 1
+    if a target matches nothing; the others are removed all the same.
+    """
+    with open_index(index_dir) as idx:
+        report = idx.remove(targets, lock_timeout=wait)
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+    else:
+        for target in report.unmatched:
+            click.echo(f"no document or indexed file matches {target!r}", err=True)
+        click.echo(
+            f"removed {counted(len(report.documents), 'document')} "
+            f"({counted(report.chunks, 'chunk')})"
+        )
+    if not report.ok:
+        sys.exit(1)
 
 
 @click.command()

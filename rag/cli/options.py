@@ -146,3 +146,8 @@ def indent(text: str) -> str:
 
 def mib(n: int) -> str:
     return f"{n / 1048576:.1f} MiB"
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 chunk``, ``3 chunks``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

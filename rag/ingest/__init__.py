@@ -2,7 +2,8 @@
 
 Owns finding the files (``discovery``), reading each format into ``Document``s
 (``readers``), cutting documents into token-sized chunks with exact offsets
-(``chunking``) and the incremental, batched write into storage (``pipeline``).
+(``chunking``), the incremental, batched write into storage (``pipeline``) and
+watching indexed folders for changes (``watch``).
 May import: ``rag.storage``, ``rag.models``, ``rag.types``, ``rag.text``,
 ``rag.settings``, ``rag.errors``. Nothing outside ingest imports ``readers`` except
 through ``pipeline``, so a search never loads the PDF and HTML libraries.

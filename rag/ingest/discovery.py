@@ -25,6 +25,12 @@ class Skipped:
     reason: str
 
 
+def left_out(name: str) -> bool:
+    """Whether a file or folder called ``name`` is left out silently (hidden, or a
+    ``__pycache__`` or ``node_modules`` folder)."""
+    return name.startswith(".") or name in _SKIPPED_DIRS
+
+
 def discover(root: Path) -> tuple[list[Path], list[Skipped]]:
     """Readable files under ``root`` (or ``root`` itself if it is a file), sorted.
 
@@ -47,7 +53,7 @@ def discover(root: Path) -> tuple[list[Path], list[Skipped]]:
         kept = []
         for name in sorted(dirnames):
             sub = Path(dirpath, name)
-            if name.startswith(".") or name in _SKIPPED_DIRS:
+            if left_out(name):
                 continue
             if sub.is_symlink():
                 skipped.append(Skipped(str(sub), "symbolic link to a folder (not followed)"))

@@ -47,6 +47,15 @@ log = logging.getLogger(__name__)
 
 # How long opening an index of an older format waits for a writer before migrating it.
 MIGRATION_WAIT = 60.0
+# The columns of a document row that a StoredDocument holds, in its field order.
+_STORED_DOCUMENT = (
+    DocumentRow.id,
+    DocumentRow.root,
+    DocumentRow.doc_id,
+    DocumentRow.source,
+    DocumentRow.type,
+    DocumentRow.content_hash,
+)
 
 
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -165,22 +174,28 @@ class Store:
                     found[r.path] = SourceState(r.path, r.root, r.size, r.mtime_ns)
         return found
 
+    def recorded(self, paths: Iterable[str]) -> set[str]:
+        """Which of ``paths`` are recorded as read files."""
+        found: set[str] = set()
+        with Session(self.engine) as s:
+            for part in batches(sorted(set(paths))):
+                found.update(s.scalars(select(SourceRow.path).where(SourceRow.path.in_(part))))
+        return found
+
     def documents(self, root: str, sources: Iterable[str] = ()) -> list[StoredDocument]:
         """The documents indexed from ``root``, from files inside it, or from ``sources``."""
-        cols = (
-            DocumentRow.id,
-            DocumentRow.root,
-            DocumentRow.doc_id,
-            DocumentRow.source,
-            DocumentRow.type,
-            DocumentRow.content_hash,
-        )
         found: dict[int, StoredDocument] = {}
         with Session(self.engine) as s:
             for cond in _reached(DocumentRow.root, DocumentRow.source, root, sources):
-                for r in s.execute(select(*cols).where(cond)):
+                for r in s.execute(select(*_STORED_DOCUMENT).where(cond)):
                     found[r[0]] = StoredDocument(*r)
         return sorted(found.values(), key=lambda d: d.pk)
+
+    def documents_with_id(self, doc_id: str) -> list[StoredDocument]:
+        """The documents stored under ``doc_id``, whatever folder they were indexed from."""
+        with Session(self.engine) as s:
+            stmt = select(*_STORED_DOCUMENT).where(DocumentRow.doc_id == doc_id)
+            return [StoredDocument(*r) for r in s.execute(stmt.order_by(DocumentRow.id))]
 
     def counts(self) -> dict[str, int]:
         with Session(self.engine) as s:

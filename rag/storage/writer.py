@@ -92,8 +92,8 @@ def write(
         for src in sources:
             s.execute(delete(SourceRow).where(SourceRow.path == src.path))
             s.add(SourceRow(path=src.path, root=src.root, size=src.size, mtime_ns=src.mtime_ns))
-        if remove_sources:
-            s.execute(delete(SourceRow).where(SourceRow.path.in_(list(remove_sources))))
+        for part in batches(list(remove_sources)):
+            s.execute(delete(SourceRow).where(SourceRow.path.in_(part)))
         _bump_generation(s)
     return removed, added
 
