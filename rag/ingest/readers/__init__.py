@@ -1,0 +1,66 @@
+"""Readers: turning one document file into ``Document``s, one module per format family.
+
+Plain text, Markdown, reStructuredText and source code are read as decoded text
+(``text``); HTML is reduced to its visible text (``html``); PDF text comes from its text
+layer, page by page (``pdf``); a JSONL corpus holds one document per line (``jsonl``).
+Whole-file failures raise ``ReadError``; a bad JSONL line is yielded as a ``ReadError``
+so the rest still loads.
+
+>>> docs = list(read(Path("docs/guide.md"), "guide.md"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from rag.errors import ReadError
+from rag.ingest.readers.html import read_html
+from rag.ingest.readers.jsonl import read_jsonl
+from rag.ingest.readers.pdf import read_pdf
+from rag.ingest.readers.text import read_text
+from rag.types import FILE_TYPES, Document
+
+Reader = Callable[[Path, str], Iterator[Document | ReadError]]
+FileReader = Callable[[Path, str], Document]
+
+
+def _one(read_file: FileReader) -> Reader:
+    """A reader of formats that hold one document per file."""
+
+    def reader(path: Path, doc_id: str) -> Iterator[Document | ReadError]:
+        return iter([read_file(path, doc_id)])  # read now: a failure raises from read()
+
+    return reader
+
+
+# Document type -> its reader; a type read from formats that differ goes by suffix.
+_BY_TYPE: dict[str, Reader] = {
+    "text": _one(read_text),
+    "markdown": _one(read_text),
+    "rst": _one(read_text),
+    "code": _one(read_text),
+    "html": _one(read_html),
+    "pdf": _one(read_pdf),
+    "jsonl": read_jsonl,
+}
+_BY_SUFFIX: dict[str, Reader] = {}
+
+
+def reader_for(path: Path) -> Reader | None:
+    """The reader of files like ``path`` (by suffix), or None for an unsupported one."""
+    suffix = path.suffix.lower()
+    return _BY_SUFFIX.get(suffix) or _BY_TYPE.get(FILE_TYPES.get(suffix, ""))
+
+
+def read(path: Path, doc_id: str) -> Iterator[Document | ReadError]:
+    """The documents in one file: exactly one, except for JSONL (one per good line).
+
+    Raises ``ReadError`` when the whole file cannot be read. For JSONL, each bad line
+    is yielded as a ``ReadError`` naming ``path:line`` and reading goes on; each
+    document's ``doc_id`` then comes from the line's ``_id``/``id``, not ``doc_id``.
+    """
+    reader = reader_for(path)
+    if reader is None:
+        raise ReadError(str(path), f"unsupported file type '{path.suffix}'")
+    return reader(path, doc_id)
