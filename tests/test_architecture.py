@@ -18,6 +18,7 @@ LAYERS = {
     "rag.errors": 0,
     "rag.text": 0,
     "rag.paths": 0,
+    "rag.formats": 0,
     "rag.settings": 1,
     "rag.types": 1,
     "rag.storage": 2,
@@ -144,6 +145,7 @@ def test_docstring_examples_hold() -> None:
     for name in (
         "rag.text",
         "rag.types",
+        "rag.formats",
         "rag.models.lazy",
         "rag.retrieval.fusion",
         "rag.storage.lexical",

@@ -3,7 +3,8 @@
 Owns finding the files (``discovery``), reading each format into ``Document``s
 (``readers``), cutting documents into token-sized chunks with exact offsets
 (``chunking``) and the incremental, batched write into storage (``pipeline``).
-May import: ``rag.storage``, ``rag.models``, ``rag.types``, ``rag.text``,
-``rag.settings``, ``rag.errors``. Nothing outside ingest imports ``readers`` except
-through ``pipeline``, so a search never loads the PDF and HTML libraries.
+May import: ``rag.storage``, ``rag.models``, ``rag.types``, ``rag.formats``,
+``rag.text``, ``rag.settings``, ``rag.errors``. Nothing outside ingest imports
+``readers`` except through ``pipeline``, so a search never loads the PDF and HTML
+libraries.
 """

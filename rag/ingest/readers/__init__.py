@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rag.errors import ReadError
+from rag.formats import FILE_TYPES
 from rag.ingest.readers.html import read_html
 from rag.ingest.readers.jsonl import read_jsonl
 from rag.ingest.readers.pdf import read_pdf
 from rag.ingest.readers.text import read_text
-from rag.types import FILE_TYPES, Document
+from rag.types import Document
 
 Reader = Callable[[Path, str], Iterator[Document | ReadError]]
 FileReader = Callable[[Path, str], Document]

@@ -6,8 +6,9 @@ import re
 from pathlib import Path
 
 from rag.errors import ReadError
+from rag.formats import FILE_TYPES
 from rag.ingest.readers.files import decode, read_bytes
-from rag.types import FILE_TYPES, Document
+from rag.types import Document
 
 
 def read_text(path: Path, doc_id: str) -> Document:
