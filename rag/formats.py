@@ -1,8 +1,8 @@
 """The file formats rag reads: each suffix's document type, and how a type's text is laid
 out for the chunker.
 
->>> FILE_TYPES[".md"], "markdown" in MARKDOWN_TYPES, "code" in LINE_TYPES
-('markdown', True, True)
+>>> FILE_TYPES[".pptx"], FILE_TYPES[".csv"], "spreadsheet" in LINE_TYPES
+('pptx', 'spreadsheet', True)
 """
 
 from __future__ import annotations
@@ -22,11 +22,20 @@ FILE_TYPES: dict[str, str] = {
     ".htm": "html",
     ".pdf": "pdf",
     ".jsonl": "jsonl",
+    ".docx": "docx",
+    ".pptx": "pptx",
+    ".xlsx": "spreadsheet",
+    ".csv": "spreadsheet",
+    ".epub": "epub",
+    ".ipynb": "notebook",
+    ".eml": "email",
+    ".mbox": "email",
     **dict.fromkeys(_CODE_SUFFIXES.split(), "code"),
 }
-# Types whose text is Markdown, or is rendered with Markdown '#' heading lines by its
-# reader: the chunker takes those lines as section headings.
-MARKDOWN_TYPES = frozenset({"markdown"})
-# Types with one record per line (a line of code): a line never runs on into the next
-# one as wrapped prose does.
-LINE_TYPES = frozenset({"code"})
+# Types whose text is Markdown or is rendered with Markdown '#' heading lines by its
+# reader (office documents, e-books, notebooks, spreadsheets, e-mail): the chunker
+# takes those lines as section headings.
+MARKDOWN_TYPES = frozenset({"markdown", "docx", "pptx", "epub", "notebook", "spreadsheet", "email"})
+# Types with one record per line (a line of code, a spreadsheet row): a line never runs
+# on into the next one as wrapped prose does.
+LINE_TYPES = frozenset({"code", "spreadsheet"})

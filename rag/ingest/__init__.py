@@ -5,6 +5,6 @@ Owns finding the files (``discovery``), reading each format into ``Document``s
 (``chunking``) and the incremental, batched write into storage (``pipeline``).
 May import: ``rag.storage``, ``rag.models``, ``rag.types``, ``rag.formats``,
 ``rag.text``, ``rag.settings``, ``rag.errors``. Nothing outside ingest imports
-``readers`` except through ``pipeline``, so a search never loads the PDF and HTML
-libraries.
+``readers`` except through ``pipeline``, so a search never loads the document libraries;
+the readers of Office files, e-books and notebooks load theirs on first use.
 """

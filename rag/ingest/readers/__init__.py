@@ -3,8 +3,11 @@
 Plain text, Markdown, reStructuredText and source code are read as decoded text
 (``text``); HTML is reduced to its visible text (``html``); PDF text comes from its text
 layer, page by page (``pdf``); a JSONL corpus holds one document per line (``jsonl``).
-Whole-file failures raise ``ReadError``; a bad JSONL line is yielded as a ``ReadError``
-so the rest still loads.
+Word and PowerPoint files (``office``), spreadsheets (``sheets``), e-books (``ebook``),
+Jupyter notebooks (``notebook``) and e-mail (``mail``) are read through their libraries,
+imported on first use, into text in parts (paragraphs, slides, sheets, chapters, cells,
+messages) that citations point to. Whole-file failures raise ``ReadError``; a bad JSONL
+line is yielded as a ``ReadError`` so the rest still loads.
 
 >>> docs = list(read(Path("docs/guide.md"), "guide.md"))  # doctest: +SKIP
 """
@@ -16,9 +19,14 @@ from pathlib import Path
 
 from rag.errors import ReadError
 from rag.formats import FILE_TYPES
+from rag.ingest.readers.ebook import read_epub
 from rag.ingest.readers.html import read_html
 from rag.ingest.readers.jsonl import read_jsonl
+from rag.ingest.readers.mail import read_eml, read_mbox
+from rag.ingest.readers.notebook import read_notebook
+from rag.ingest.readers.office import read_docx, read_pptx
 from rag.ingest.readers.pdf import read_pdf
+from rag.ingest.readers.sheets import read_csv, read_xlsx
 from rag.ingest.readers.text import read_text
 from rag.types import Document
 
@@ -44,8 +52,17 @@ _BY_TYPE: dict[str, Reader] = {
     "html": _one(read_html),
     "pdf": _one(read_pdf),
     "jsonl": read_jsonl,
+    "docx": _one(read_docx),
+    "pptx": _one(read_pptx),
+    "epub": _one(read_epub),
+    "notebook": _one(read_notebook),
 }
-_BY_SUFFIX: dict[str, Reader] = {}
+_BY_SUFFIX: dict[str, Reader] = {
+    ".xlsx": _one(read_xlsx),
+    ".csv": _one(read_csv),
+    ".eml": _one(read_eml),
+    ".mbox": _one(read_mbox),
+}
 
 
 def reader_for(path: Path) -> Reader | None:

@@ -38,12 +38,21 @@ _MARKS = {
     "td": " ",
     "th": " ",
 }
+_HEADINGS = {f"h{n}": "#" * n + " " for n in range(1, 7)}
+# The end of a table cell, when cells are joined by something other than a space.
+_CELL = "\x1d"
+_CELL_ENDS = re.compile(r"[ \t\x1d]*\x1d[ \t\x1d]*(?=[\n\x1e\x1f]|$)")
+_CELLS = re.compile(r"[ \t]*\x1d[ \t\x1d]*")
 _SPACES = re.compile(r"\s+")
 _BREAKS = re.compile(r"[ \t]*[\n\x1e\x1f](?:[ \t]*[\n\x1e\x1f])*")
 
 
-def html_text(path: Path, html: str) -> tuple[str, str]:
-    """(title, visible text) of an HTML page, blocks on their own lines."""
+def html_text(path: Path, html: str, headings: bool = False, cells: str = " ") -> tuple[str, str]:
+    """(title, visible text) of an HTML page, blocks on their own lines.
+
+    With ``headings``, ``<h1>``-``<h6>`` become Markdown heading lines (``## Text``);
+    ``cells`` goes between the cells of a table row.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # bs4 warns about markup that looks like a URL
@@ -71,16 +80,22 @@ def html_text(path: Path, html: str) -> tuple[str, str]:
             if mark in (_LINE, _PARAGRAPH):
                 out.append(mark)
             if mark:
-                stack.append(mark)
+                stack.append(_CELL if mark == " " and cells != " " else mark)
+            if headings and node.name in _HEADINGS and node.get_text(strip=True):
+                out.append(_HEADINGS[node.name])
             inner_pre = pre or node.name in ("pre", "textarea")
             stack.extend((child, inner_pre) for child in reversed(node.contents))
         elif type(node) is NavigableString:  # not comments, doctypes, CDATA
             piece = str(node).replace("\r", "\n") if pre else _SPACES.sub(" ", str(node))
-            if not pre and (not out or out[-1][-1] in " \n\x1e\x1f"):
+            if not pre and (not out or out[-1][-1] in " \n\x1e\x1f\x1d"):
                 piece = piece.lstrip(" ")
             if piece:
                 out.append(piece)
-    text = _BREAKS.sub(_resolve_break, "".join(out))
+    text = "".join(out)
+    if cells != " ":
+        text = _CELL_ENDS.sub("", text)  # after a row's last cell
+        text = _CELLS.sub(cells, text)
+    text = _BREAKS.sub(_resolve_break, text)
     return title or path.stem, text.strip()
 
 
