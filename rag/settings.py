@@ -8,7 +8,7 @@ from typing import Any
 
 from rag.errors import InvalidValue
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 DEFAULT_GENERATOR = "gemma-3-270m"
 

@@ -16,25 +16,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rag.errors import InvalidValue
+from rag.formats import FILE_TYPES
 from rag.text import find_span
-
-_CODE_SUFFIXES = (
-    ".py .pyi .js .mjs .cjs .ts .tsx .jsx .java .c .h .cpp .hpp .cc .cxx .hh .go .rs .rb .php"
-    " .cs .swift .kt .kts .scala .sh .bash .zsh .sql .css .scss .toml .yaml .yml .ini .cfg"
-    " .lua .pl .r .jl .hs .ex .exs .erl .clj .dart .vue .svelte"
-)
-# File suffix -> document type: what the readers read, and what `type=` filters on.
-FILE_TYPES: dict[str, str] = {
-    ".txt": "text",
-    ".md": "markdown",
-    ".markdown": "markdown",
-    ".rst": "rst",
-    ".html": "html",
-    ".htm": "html",
-    ".pdf": "pdf",
-    ".jsonl": "jsonl",
-    **dict.fromkeys(_CODE_SUFFIXES.split(), "code"),
-}
 
 
 @dataclass(frozen=True)
@@ -43,9 +26,10 @@ class Document:
 
     ``doc_id`` is the path relative to the indexed folder (posix separators) or, for
     a JSONL corpus, the line's ``_id``/``id``. ``source`` is the file the text was read
-    from. ``type`` is one of the values of ``FILE_TYPES``. ``pages`` holds, for paged
-    formats (PDF), the character offset at which each page starts, so page ``n``
-    (1-based) begins at ``pages[n - 1]``.
+    from. ``type`` is one of the values of ``FILE_TYPES``. For formats in parts (PDF
+    pages, slides, sheets, chapters, cells, messages...) part ``n`` (1-based) begins at
+    offset ``pages[n - 1]``; ``part`` is the unit (``page``, ``slide``...) and
+    ``part_names``, if the format names parts, one name per part (``""``: unnamed).
     """
 
     doc_id: str
@@ -55,10 +39,12 @@ class Document:
     title: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
     pages: tuple[int, ...] = ()
+    part: str = "page"
+    part_names: tuple[str, ...] = ()
 
     @property
     def content_hash(self) -> str:
-        """A hash of everything that affects the chunks and their embeddings."""
+        """A hash of everything that affects the chunks, their embeddings and locations."""
         h = hashlib.sha256()
         h.update(self.title.encode("utf-8", "surrogatepass"))
         h.update(b"\0")
@@ -67,7 +53,17 @@ class Document:
         h.update(json.dumps(self.metadata, sort_keys=True, default=str).encode())
         h.update(b"\0")
         h.update(",".join(map(str, self.pages)).encode())
+        if self.parts is not None:  # only then: documents read before parts keep their hash
+            h.update(b"\0")
+            h.update(json.dumps(self.parts, ensure_ascii=False).encode("utf-8", "surrogatepass"))
         return h.hexdigest()
+
+    @property
+    def parts(self) -> dict[str, Any] | None:
+        """Unit and names of the parts, as stored; None for unnamed pages or no parts."""
+        if self.part == "page" and not self.part_names:
+            return None
+        return {"unit": self.part, "names": list(self.part_names)}
 
 
 @dataclass(frozen=True)
@@ -157,15 +153,36 @@ def _file_type(value: str) -> str:
     raise InvalidValue(f"unknown file type {value!r}; use one of {', '.join(sorted(types))}")
 
 
+# Part unit -> how a location names one part and a range of them: (p.3), (pp.3-4); any
+# other unit by its name: (slide 3), (slides 3-4), (sheet 2 "Sales").
+_PART_LABELS = {"page": ("p.", "pp."), "paragraph": ("¶ ", "¶ ")}
+
+
 def location(
-    doc_id: str, line_start: int, line_end: int, page_start: int | None, page_end: int | None
+    doc_id: str,
+    line_start: int,
+    line_end: int,
+    page_start: int | None,
+    page_end: int | None,
+    part: str = "page",
+    part_name: str = "",
 ) -> str:
-    """Where a passage sits: ``doc:12-30``, with ``(p.3)`` or ``(pp.3-4)`` for pages."""
+    """Where a passage sits: ``doc:12-30``, then its part or range of parts, if any.
+
+    >>> location("paper.pdf", 12, 30, 3, 4), location("deck.pptx", 40, 52, 3, 4, "slide")
+    ('paper.pdf:12-30 (pp.3-4)', 'deck.pptx:40-52 (slides 3-4)')
+    >>> location("book.xlsx", 10, 20, 2, 2, "sheet", "Sales")
+    'book.xlsx:10-20 (sheet 2 "Sales")'
+    """
     lines = f"{line_start}" if line_start == line_end else f"{line_start}-{line_end}"
     where = f"{doc_id}:{lines}"
     if page_start is not None:
-        pages = f"p.{page_start}" if page_start == page_end else f"pp.{page_start}-{page_end}"
-        where += f" ({pages})"
+        one, several = _PART_LABELS.get(part, (f"{part} ", f"{part}s "))
+        if page_start == page_end:
+            parts = f"{one}{page_start}" + (f' "{part_name}"' if part_name else "")
+        else:
+            parts = f"{several}{page_start}-{page_end}"
+        where += f" ({parts})"
     return where
 
 
@@ -187,11 +204,14 @@ class Hit:
     page_start: int | None = None
     page_end: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    part: str = "page"
+    part_name: str = ""
 
     @property
     def location(self) -> str:
-        """``path:12-30`` (lines), with ``p.3`` for paged documents."""
-        return location(self.doc_id, self.line_start, self.line_end, self.page_start, self.page_end)
+        """``path:12-30`` (lines), with ``(p.3)``, ``(slide 3)``... for documents in parts."""
+        parts = (self.page_start, self.page_end, self.part, self.part_name)
+        return location(self.doc_id, self.line_start, self.line_end, *parts)
 
     def line_of(self, offset: int) -> int:
         """The line of the document (1-based) that ``text[offset]`` is on."""
@@ -209,6 +229,8 @@ class Hit:
             "line_end": self.line_end,
             "page_start": self.page_start,
             "page_end": self.page_end,
+            "part": self.part if self.page_start is not None else None,
+            "part_name": self.part_name or None,
             "heading": self.heading,
             "chunk_id": self.chunk_id,
         }
@@ -222,6 +244,8 @@ class Citation:
     ``line_start``/``line_end`` its lines. ``quote_start``/``quote_end`` are the
     offsets of the answer's text inside the source and ``quote_line`` its first line,
     when the answer occurs verbatim in the passage (always, for extractive answers).
+    ``page_start``/``page_end`` are the parts the passage spans, ``part`` their unit
+    (``page``, ``slide``, ``sheet``, ...) and ``part_name`` the name of the first one.
     """
 
     n: int
@@ -237,6 +261,8 @@ class Citation:
     quote_start: int | None = None
     quote_end: int | None = None
     quote_line: int | None = None
+    part: str = "page"
+    part_name: str = ""
 
     @classmethod
     def of(cls, n: int, hit: Hit, answer: str = "") -> Citation:
@@ -261,11 +287,14 @@ class Citation:
             quote_start=quote_start,
             quote_end=quote_end,
             quote_line=quote_line,
+            part=hit.part,
+            part_name=hit.part_name,
         )
 
     @property
     def location(self) -> str:
-        return location(self.doc_id, self.line_start, self.line_end, self.page_start, self.page_end)
+        parts = (self.page_start, self.page_end, self.part, self.part_name)
+        return location(self.doc_id, self.line_start, self.line_end, *parts)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -279,6 +308,10 @@ class Citation:
             "quote_start": self.quote_start,
             "quote_end": self.quote_end,
             "quote_line": self.quote_line,
+            "page_start": self.page_start,
+            "page_end": self.page_end,
+            "part": self.part if self.page_start is not None else None,
+            "part_name": self.part_name or None,
         }
 
 

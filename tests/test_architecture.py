@@ -18,6 +18,7 @@ LAYERS = {
     "rag.errors": 0,
     "rag.text": 0,
     "rag.paths": 0,
+    "rag.formats": 0,
     "rag.settings": 1,
     "rag.types": 1,
     "rag.storage": 2,
@@ -128,7 +129,9 @@ register_embedder("fake-hash", HashEmbedder)
 try:
     cli(["search", "diffusion", "--index", {str(tmp_path / "idx")!r}], standalone_mode=False)
 finally:
-    loaded = [m for m in ("rag.ingest.readers", "bs4", "pypdf") if m in sys.modules]
+    heavy = ("rag.ingest.readers", "bs4", "pypdf", "docx", "pptx", "openpyxl", "ebooklib",
+             "nbformat")
+    loaded = [m for m in heavy if m in sys.modules]
     print("LOADED", loaded)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -144,6 +147,8 @@ def test_docstring_examples_hold() -> None:
     for name in (
         "rag.text",
         "rag.types",
+        "rag.formats",
+        "rag.ingest.readers.parts",
         "rag.models.lazy",
         "rag.retrieval.fusion",
         "rag.storage.lexical",

@@ -76,7 +76,7 @@ def test_where_parsing_and_errors() -> None:
     with pytest.raises(InvalidValue, match="FIELD=VALUE"):
         Where.parse(["nonsense"])
     with pytest.raises(InvalidValue, match="unknown file type"):
-        Where(type="spreadsheet")
+        Where(type="video")
     with pytest.raises(InvalidValue, match="metadata field"):
         Where(metadata={"a'); drop table x; --": 1})
 

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from pypdf import PdfReader, PdfWriter
 
 from rag.errors import ReadError
-from rag.ingest import readers
 from rag.ingest.discovery import Skipped, discover
-from rag.ingest.readers import read
+from rag.ingest.readers import files as reader_files
+from rag.ingest.readers import jsonl, read
 from rag.types import FILE_TYPES, Document
 
 
@@ -155,7 +155,7 @@ def test_empty_or_blank_file_raises(tmp_path: Path, content: bytes) -> None:
 def test_oversize_file_raises_before_reading(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(readers, "MAX_FILE_BYTES", 10)
+    monkeypatch.setattr(reader_files, "MAX_FILE_BYTES", 10)
     path = tmp_path / "big.txt"
     path.write_text("x" * 11)
     reason = read_error(path).reason
@@ -385,7 +385,7 @@ def test_jsonl_with_only_bad_lines_yields_only_errors(tmp_path: Path) -> None:
 def test_jsonl_line_over_the_cap_is_a_bad_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(readers, "MAX_FILE_BYTES", 40)
+    monkeypatch.setattr(jsonl, "MAX_LINE_BYTES", 40)
     path = tmp_path / "long.jsonl"
     long_line = json.dumps({"id": "a", "text": "y" * 100})
     path.write_text(long_line + "\n" + json.dumps({"id": "b", "text": "short"}) + "\n")

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from rag.formats import LINE_TYPES, MARKDOWN_TYPES
 from rag.settings import check_chunking
 from rag.text import MD_HEADING, SENTENCE_END, strip_span
 from rag.types import Chunk, Document
@@ -65,8 +66,9 @@ def chunk_document(
 def _split_units(doc: Document) -> list[_Unit]:
     """Sentence-or-line units with stripped spans, marked with their block and heading."""
     text = doc.text
-    markdown = doc.type == "markdown"
-    by_line = doc.type == "code"
+    markdown = doc.type in MARKDOWN_TYPES
+    by_line = doc.type == "code"  # a line of code is never cut into sentences
+    records = doc.type in LINE_TYPES
     units: list[_Unit] = []
     stack: list[tuple[int, str]] = []
     in_fence = False
@@ -93,7 +95,7 @@ def _split_units(doc: Document) -> list[_Unit]:
                     line_start = line_end + 1
                     continue
                 path = _HEADING_SEP.join(h for _, h in stack)
-                own_line = by_line or in_fence or _LIST_ITEM.match(line) is not None
+                own_line = records or in_fence or _LIST_ITEM.match(line) is not None
                 if own_line or first or not units or units[-1].is_heading:
                     units.append(_Unit(s, e, first, path, False))
                 else:  # a wrapped prose line continues the previous unit

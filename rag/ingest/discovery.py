@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import ReadError
-from rag.types import FILE_TYPES
+from rag.formats import FILE_TYPES
 
 logger = logging.getLogger(__name__)
 

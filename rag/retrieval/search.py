@@ -171,6 +171,8 @@ def _hit(row: StoredChunk, score: float) -> Hit:
         page_start=row.page_start,
         page_end=row.page_end,
         metadata=row.metadata,
+        part=row.part,
+        part_name=row.part_name,
     )
 
 

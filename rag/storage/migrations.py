@@ -48,9 +48,18 @@ def _one_document_per_file(conn: Connection) -> None:
         log.info("dropped %d chunks of files that were indexed twice", removed)
 
 
+def _document_parts(conn: Connection) -> None:
+    """Format 4 stores what a document's parts are (slides, sheets, chapters...) and
+    their names; the documents indexed before it are in pages or have no parts (NULL)."""
+    columns = {row[1] for row in conn.exec_driver_sql("PRAGMA table_info(documents)")}
+    if "parts" not in columns:
+        conn.exec_driver_sql("ALTER TABLE documents ADD COLUMN parts JSON")
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _add_lexical_index,
     2: _one_document_per_file,
+    3: _document_parts,
 }
 
 

@@ -44,6 +44,8 @@ class StoredChunk:
     page_start: int | None
     page_end: int | None
     heading: str
+    part: str = "page"
+    part_name: str = ""  # the name of the part the chunk starts in, if the format names parts
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,9 @@ class DocumentRow(Base):
     chars: Mapped[int] = mapped_column(Integer)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
     indexed_at: Mapped[float] = mapped_column(Float)
+    # {"unit": "slide", "names": [...]}: what a chunk's page_start/page_end count
+    # (Document.parts); NULL for PDF pages and documents without parts.
+    parts: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class ChunkRow(Base):

@@ -260,6 +260,7 @@ class Store:
                     .where(ChunkRow.id.in_(part))
                 )
                 for c, d in s.execute(stmt):
+                    unit, part_name = _part_of(d.parts, c.page_start)
                     out[c.id] = StoredChunk(
                         id=c.id,
                         doc_pk=d.id,
@@ -277,6 +278,8 @@ class Store:
                         page_start=c.page_start,
                         page_end=c.page_end,
                         heading=c.heading,
+                        part=unit,
+                        part_name=part_name,
                     )
         return out
 
@@ -365,6 +368,16 @@ def _unpack(rows: Sequence[Any], dim: int) -> tuple[np.ndarray, np.ndarray]:
     if not good:
         return ids, np.zeros((0, dim), dtype=np.float32)
     return ids, np.frombuffer(b"".join(r[1] for r in good), dtype=np.float32).reshape(-1, dim)
+
+
+def _part_of(parts: dict[str, Any] | None, page: int | None) -> tuple[str, str]:
+    """(unit, name of part ``page``) from a document's stored parts (NULL: pages)."""
+    if not isinstance(parts, dict):
+        return "page", ""
+    names = parts.get("names") or []
+    name = names[page - 1] if page is not None and 0 < page <= len(names) else ""
+    return str(parts.get("unit") or "page"), str(name or "")
+
 
 def _reached(root_column: Any, path_column: Any, root: str, paths: Iterable[str]) -> list[Any]:
     """SQL conditions, one query each: indexed from ``root``, or a path inside it; then

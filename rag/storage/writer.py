@@ -48,6 +48,7 @@ def write(
                 chars=len(doc.text),
                 meta=doc.metadata,
                 indexed_at=now,
+                parts=doc.parts,
             )
             same_id = s.scalar(
                 select(DocumentRow.id).where(
