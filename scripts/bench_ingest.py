@@ -6,7 +6,9 @@ Side by side in one run, on the same corpus and the same machine:
   has it), in chunks/s and documents/s, with the peak RSS and the RSS over time;
 - a plain float32 ``SentenceTransformer.encode`` of the same chunk texts (batch 64,
   no sorting): the baseline the ingest is compared with;
-- optionally (``--float32-ingest``) the same ingest computing in float32, as before;
+- optionally (``--also torch:float32 torch:bfloat16``) the same ingest with other
+  backends and precisions: ``torch:float32`` is how rag ingested before bfloat16 and
+  OpenVINO;
 - optionally (``--llamaindex-python PY``) LlamaIndex's ``VectorStoreIndex.from_documents``
   over the same documents with the same MiniLM (``HuggingFaceEmbedding`` from the packaged
   folder, default ``SentenceSplitter``), run by a Python that has ``llama-index-core`` and
@@ -16,7 +18,8 @@ Side by side in one run, on the same corpus and the same machine:
   its vectors file rebuilt from them);
 - the re-index of the unchanged corpus, as a share of the full ingest.
 
-    python scripts/bench_ingest.py --data ../shared/data/scifact --float32-ingest
+    python scripts/bench_ingest.py --data ../shared/data/scifact --also torch:float32 \
+        torch:bfloat16 --llamaindex-python /path/to/venv-with-llamaindex/bin/python
 """
 
 from __future__ import annotations
@@ -106,21 +109,23 @@ class RssSampler:
         )
 
 
-def ingest(folder: Path, corpus: Path, precision: str) -> tuple[Any, Any, float]:
+def ingest(folder: Path, corpus: Path, precision: str, backend: str) -> tuple[Any, Any, float]:
     """Build an index of ``corpus`` computing in ``precision``; (index, report, rss)."""
     from rag.index import Index
     from rag.models.embedder import SentenceTransformerEmbedder
+    from rag.models.openvino_encoder import BACKEND_ENV
     from rag.settings import Settings
 
+    os.environ[BACKEND_ENV] = backend
     embedder = SentenceTransformerEmbedder(precision=precision)
-    _ = embedder.dim  # load the model before timing
+    _ = embedder.dim  # load the model before timing (OpenVINO's conversion is timed)
     index = Index.create(folder, Settings(), embedder)
     before = rss_mib()
     with RssSampler() as rss:
         report = index.add(corpus)
     docs, chunks = report.added, index.status().chunks
     secs = report.seconds
-    print(f"  rag index, {precision}: {docs} documents, {chunks} chunks in {secs:.1f}s"
+    print(f"  rag index, {backend}, {precision}: {docs} documents, {chunks} chunks in {secs:.1f}s"
           f" = {chunks / secs:.1f} chunks/s, {docs / secs:.1f} documents/s")  # fmt: skip
     print(f"    RSS {before:.0f} MiB with the model loaded; during ingest {rss.report()}")
     return index, report, before
@@ -207,8 +212,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "scifact")
     ap.add_argument("--split", default="train")
     ap.add_argument("--precision", default="auto", help="what the ingest computes in")
-    ap.add_argument("--float32-ingest", action="store_true",
-                    help="also time the full ingest computing in float32")  # fmt: skip
+    ap.add_argument("--backend", default="auto", help="auto, torch or openvino")
+    ap.add_argument("--also", nargs="*", default=[], metavar="BACKEND:PRECISION",
+                    help="also time the ingest this way, e.g. torch:float32")  # fmt: skip
     ap.add_argument("--llamaindex-python", default=None,
                     help="a Python with llama-index-core and "
                     "llama-index-embeddings-huggingface")  # fmt: skip
@@ -238,7 +244,7 @@ def main() -> None:
           "22 documents/s")  # fmt: skip
 
     print("ingest:")
-    index, report, _ = ingest(work / "index", corpus, precision)
+    index, report, _ = ingest(work / "index", corpus, precision, args.backend)
     chunks = index.status().chunks
     rate = chunks / report.seconds
     again = index.add(corpus)
@@ -252,10 +258,13 @@ def main() -> None:
     print(f"  plain float32 SentenceTransformer.encode of the same {len(texts)} chunk texts: "
           f"{raw:.1f}s = {len(texts) / raw:.1f} chunks/s; ingest / encode: "
           f"{rate / (len(texts) / raw):.2f}x (target >= 1.8x)")  # fmt: skip
-    if args.float32_ingest:
-        f32_index, f32, _ = ingest(work / "index-f32", corpus, "float32")
-        f32_index.close()
-        print(f"  speed-up over the float32 ingest: {f32.seconds / report.seconds:.2f}x")
+    for n, other in enumerate(args.also):
+        backend, _, other_precision = other.partition(":")
+        other_index, other_report, _ = ingest(
+            work / f"index-{n}", corpus, other_precision or "float32", backend
+        )
+        other_index.close()
+        print(f"    the first ingest was {other_report.seconds / report.seconds:.2f}x as fast")
     if args.llamaindex_python:
         llamaindex(args.llamaindex_python, corpus)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

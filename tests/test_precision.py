@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +12,14 @@ from click.testing import CliRunner
 from rag.cli import cli
 from rag.errors import InvalidValue
 from rag.index import Index
+from rag.models import openvino_encoder
 from rag.models.embedder import (
     PRECISION_ENV,
     SentenceTransformerEmbedder,
     native_bfloat16,
     resolve_precision,
 )
+from rag.models.openvino_encoder import BACKEND_ENV
 from rag.models.registry import register_embedder
 from rag.settings import Settings
 from tests.fakes import HashEmbedder
@@ -88,3 +91,30 @@ def test_bfloat16_vectors_match_float32_ones() -> None:
     assert half.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(half, axis=1), 1.0, atol=1e-5)
     assert float((full * half).sum(axis=1).min()) >= 0.995
+
+
+def test_the_bulk_backend_is_chosen_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(BACKEND_ENV, "torch")
+    assert not openvino_encoder.wanted()
+    monkeypatch.setenv(BACKEND_ENV, "onnx")
+    with pytest.raises(InvalidValue, match=r"one of auto, torch, openvino, got 'onnx'"):
+        openvino_encoder.wanted()
+    monkeypatch.setenv(BACKEND_ENV, "auto")
+    assert openvino_encoder.wanted() == (importlib.util.find_spec("openvino") is not None)
+
+
+@pytest.mark.models
+def test_openvino_encodes_bulk_batches_like_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("openvino")
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    words = "masked tokens predict weights low rank adapter discriminator image real".split()
+    texts = [" ".join(words[(i * 7 + j) % 10] for j in range(3 + i % 40)) for i in range(300)]
+    bulk = SentenceTransformerEmbedder()
+    vectors = bulk.embed(texts)
+    assert bulk._bulk.get()[0] is not None  # the batch went through OpenVINO
+    monkeypatch.setenv(BACKEND_ENV, "torch")
+    plain = SentenceTransformerEmbedder(precision="float32")
+    reference = plain.embed(texts)
+    assert plain._bulk.get()[0] is None
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert float((vectors * reference).sum(axis=1).min()) >= 0.995

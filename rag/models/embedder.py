@@ -19,8 +19,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rag.errors import InvalidValue, ModelError
+from rag.models import openvino_encoder
 from rag.models.batching import by_length
 from rag.models.lazy import Lazy, quiet_transformers
+from rag.models.openvino_encoder import OpenVinoEncoder
 from rag.settings import DEFAULT_EMBEDDER
 
 if TYPE_CHECKING:
@@ -29,6 +31,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _PACKAGED_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+# An embed call of this many texts or more (an ingest batch) is worth turning the model
+# into OpenVINO's form, when it is installed (see rag.models.openvino_encoder).
+BULK_TEXTS = 256
 PRECISIONS = ("auto", "float32", "bfloat16")
 PRECISION_ENV = "RAG_EMBED_PRECISION"
 _NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
@@ -111,6 +116,8 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self.precision = resolve_precision(precision)
         self._model: Lazy[Any] = Lazy(self._load)
+        # a 1-tuple, since Lazy takes None for "not built yet"
+        self._bulk: Lazy[tuple[OpenVinoEncoder | None]] = Lazy(lambda: (self._load_bulk(),))
 
     @property
     def model(self) -> Any:
@@ -144,6 +151,15 @@ class SentenceTransformerEmbedder:
         log.info("embedder %s computes in %s", self.name, self.precision)
         return model
 
+    def _load_bulk(self) -> OpenVinoEncoder | None:
+        if not openvino_encoder.wanted():
+            return None
+        try:
+            return OpenVinoEncoder(self.model, self.precision)
+        except Exception as e:  # any failure to convert leaves torch doing the work
+            log.warning("OpenVINO cannot run embedder %s (%s); torch encodes", self.name, e)
+            return None
+
     @property
     def dim(self) -> int:
         m = self.model
@@ -160,7 +176,11 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        bulk = self._bulk.get()[0] if len(texts) >= BULK_TEXTS else None
         for batch in by_length(texts, max_items=self.batch_size):
+            if bulk is not None:
+                vectors[batch] = bulk.encode([texts[i] for i in batch])
+                continue
             vectors[batch] = self.model.encode(
                 [texts[i] for i in batch],
                 batch_size=len(batch),
