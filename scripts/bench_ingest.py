@@ -219,6 +219,8 @@ def main() -> None:
                     help="a Python with llama-index-core and "
                     "llama-index-embeddings-huggingface")  # fmt: skip
     ap.add_argument("--limit-docs", type=int, default=None, help="only the first N documents")
+    ap.add_argument("--ingest-only", action="store_true",
+                    help="time the ingest and its memory, nothing else")  # fmt: skip
     args = ap.parse_args()
 
     import torch
@@ -253,6 +255,8 @@ def main() -> None:
           "(target <= 3%)")  # fmt: skip
     ids, texts = chunk_texts(index)
     index.close()
+    if args.ingest_only:
+        return
 
     vectors, raw = raw_float32_encode(texts)
     print(f"  plain float32 SentenceTransformer.encode of the same {len(texts)} chunk texts: "
