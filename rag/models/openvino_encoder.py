@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "openvino")
 PAD_TO = 32
+PAD_ROWS = 8
 BACKEND_ENV = "RAG_EMBED_BACKEND"
 
 
@@ -83,24 +84,30 @@ class OpenVinoEncoder:
         inputs = {
             k: v.numpy() for k, v in features.items() if hasattr(v, "numpy") and v.ndim == 2
         }
-        # Padded (masked out) to a multiple of PAD_TO tokens: OpenVINO keeps a compiled
-        # kernel per input shape, and with every length its own, an ingest's memory
-        # grew with the corpus (SciFact: 640 -> 1,830 MiB); so padded, it stays at the
-        # first batch's 1,450 MiB, no slower.
-        n = inputs["input_ids"].shape[1]
+        # OpenVINO keeps compiled kernels per input shape: with every length and batch
+        # size its own, an ingest's memory grew with the corpus (SciFact: 640 -> 1,830
+        # MiB). So lengths are padded (masked out) to a multiple of PAD_TO tokens, and
+        # batches filled up to a multiple of PAD_ROWS rows with copies of the first.
+        rows, n = inputs["input_ids"].shape
         padded = min(-(-n // PAD_TO) * PAD_TO, max(n, int(self.model.max_seq_length)))
+        filled = -(-rows // PAD_ROWS) * PAD_ROWS
         if padded > n:
             inputs = {k: np.pad(v, ((0, 0), (0, padded - n))) for k, v in inputs.items()}
+        if filled > rows:
+            inputs = {
+                k: np.concatenate([v, np.repeat(v[:1], filled - rows, axis=0)])
+                for k, v in inputs.items()
+            }
         return inputs
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 
         inputs = self._inputs(texts)
-        hidden = self.compiled({n: inputs[n] for n in self.names})[0]
+        hidden = self.compiled({n: inputs[n] for n in self.names})[0][: len(texts)]
         features: dict[str, Any] = {
             "token_embeddings": torch.from_numpy(np.asarray(hidden, dtype=np.float32)),
-            "attention_mask": torch.from_numpy(inputs["attention_mask"]),
+            "attention_mask": torch.from_numpy(inputs["attention_mask"][: len(texts)]),
         }
         with torch.no_grad():
             for module in self.tail:
