@@ -1,28 +1,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from rag.cli import cli
-from rag.models.registry import register_embedder, register_generator
-from tests.fakes import EchoGenerator, HashEmbedder
+from rag.models.registry import register_generator
+from tests.conftest import run_cli as run
+from tests.fakes import EchoGenerator
 
-
-@pytest.fixture(autouse=True)
-def fakes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    register_embedder("fake-hash", HashEmbedder)
-    register_generator("fake-echo", EchoGenerator)
-    monkeypatch.setenv("RAG_INDEX", str(tmp_path / "default-index"))
-    yield
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
+pytestmark = pytest.mark.usefixtures("cli_fakes")
 
 
 def build(tmp_path: Path, corpus: Path) -> Path:

@@ -7,23 +7,20 @@ import json
 import logging
 import sqlite3
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from rag.cli import cli
 from rag.errors import ReadError
 from rag.formats import FILE_TYPES
 from rag.index import Index
 from rag.ingest.chunking import chunk_document
 from rag.ingest.readers import archive, parts, read, reader_for, sheets
-from rag.models.registry import register_embedder, register_generator
 from rag.settings import FORMAT_VERSION, Settings
 from rag.types import Document, Hit, location
 from tests import documents as make
-from tests.fakes import EchoGenerator, HashEmbedder
+from tests.conftest import run_cli as run
+from tests.fakes import HashEmbedder
 from tests.test_readers import make_pdf
 
 
@@ -346,18 +343,6 @@ def test_index_of_format_3_gains_parts_on_open(tmp_path: Path) -> None:
 # --- through the command line ---------------------------------------------------------
 
 
-@pytest.fixture
-def fakes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    register_embedder("fake-hash", HashEmbedder)
-    register_generator("fake-echo", EchoGenerator)
-    monkeypatch.setenv("RAG_INDEX", str(tmp_path / "default-index"))
-    yield
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
-
 
 def mixed_folder(docs: Path) -> dict[str, str]:
     """One good file of each new format and a broken one of each: broken name -> reason."""
@@ -384,7 +369,8 @@ def mixed_folder(docs: Path) -> dict[str, str]:
     return expected
 
 
-def test_cli_indexes_every_format_and_reports_the_broken_files(tmp_path: Path, fakes: None) -> None:
+@pytest.mark.usefixtures("cli_fakes")
+def test_cli_indexes_every_format_and_reports_the_broken_files(tmp_path: Path) -> None:
     index = str(tmp_path / "idx")
     first = tmp_path / "first"
     first.mkdir()
