@@ -181,6 +181,9 @@ class SentenceTransformerEmbedder:
             if bulk is not None:
                 vectors[batch] = bulk.encode([texts[i] for i in batch])
                 continue
+            # Not shaped as for OpenVINO: a padded batch always takes torch's masked
+            # attention, 24 % slower over SciFact (236 s against 190 s), for the
+            # memory that shaping saves (988 against 2,576 MiB at most).
             vectors[batch] = self.model.encode(
                 [texts[i] for i in batch],
                 batch_size=len(batch),

@@ -24,12 +24,11 @@ from typing import Any
 import numpy as np
 
 from rag.errors import InvalidValue
+from rag.models.batching import shaped_features
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "openvino")
-PAD_TO = 32
-PAD_ROWS = 8
 BACKEND_ENV = "RAG_EMBED_BACKEND"
 
 
@@ -79,26 +78,10 @@ class OpenVinoEncoder:
         log.info("OpenVINO encodes bulk batches of %s in %s", type(transformer).__name__, hint)
 
     def _inputs(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        prepare = getattr(self.model, "preprocess", None) or self.model.tokenize
-        features = prepare(list(texts))
-        inputs = {
+        features = shaped_features(self.model, texts)
+        return {
             k: v.numpy() for k, v in features.items() if hasattr(v, "numpy") and v.ndim == 2
         }
-        # OpenVINO keeps compiled kernels per input shape: with every length and batch
-        # size its own, an ingest's memory grew with the corpus (SciFact: 640 -> 1,830
-        # MiB). So lengths are padded (masked out) to a multiple of PAD_TO tokens, and
-        # batches filled up to a multiple of PAD_ROWS rows with copies of the first.
-        rows, n = inputs["input_ids"].shape
-        padded = min(-(-n // PAD_TO) * PAD_TO, max(n, int(self.model.max_seq_length)))
-        filled = -(-rows // PAD_ROWS) * PAD_ROWS
-        if padded > n:
-            inputs = {k: np.pad(v, ((0, 0), (0, padded - n))) for k, v in inputs.items()}
-        if filled > rows:
-            inputs = {
-                k: np.concatenate([v, np.repeat(v[:1], filled - rows, axis=0)])
-                for k, v in inputs.items()
-            }
-        return inputs
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         import torch
