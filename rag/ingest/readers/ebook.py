@@ -18,7 +18,7 @@ from xml.etree import ElementTree
 
 from rag.errors import ReadError
 from rag.ingest.readers.archive import read_package
-from rag.ingest.readers.files import library_reason
+from rag.ingest.readers.files import parsing
 from rag.ingest.readers.html import html_text
 from rag.ingest.readers.parts import Parts
 from rag.text import MD_HEADING
@@ -36,7 +36,7 @@ DRM = "the e-book is encrypted (DRM); only a copy without DRM can be indexed"
 def read_epub(path: Path, doc_id: str) -> Document:
     data, members = read_package(path, "EPUB")
     _refuse_drm(path, data, members)
-    try:
+    with parsing(path, "EPUB"):
         import ebooklib
         from ebooklib import epub
 
@@ -59,10 +59,6 @@ def read_epub(path: Path, doc_id: str) -> Document:
                 break
         meta = book.get_metadata("DC", "title")
         title = str(meta[0][0]).strip() if meta and meta[0] and meta[0][0] else ""
-    except ReadError:
-        raise
-    except Exception as err:  # EbookLib raises many exception types for damaged files
-        raise ReadError(str(path), library_reason("EPUB", err)) from None
     return parts.document(doc_id, "epub", title, "no text in any chapter")
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import codecs
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rag.errors import ReadError
@@ -84,3 +86,18 @@ def library_reason(what: str, err: BaseException) -> str:
     message = " ".join(str(err).split()) or type(err).__name__
     message = message if len(message) <= 200 else message[:197] + "..."
     return f"cannot parse {what} ({message}); the file may be damaged or truncated"
+
+
+@contextmanager
+def parsing(path: Path, what: str) -> Iterator[None]:
+    """Inside it, a library's failure to parse ``path`` (a file of kind ``what``) becomes
+    a ``ReadError`` with a one-line reason; a ``ReadError`` passes through as it is.
+
+    The libraries raise many exception types for damaged files, so any is caught.
+    """
+    try:
+        yield
+    except ReadError:
+        raise
+    except Exception as err:
+        raise ReadError(str(path), library_reason(what, err)) from None

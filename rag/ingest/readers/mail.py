@@ -15,7 +15,7 @@ from email.message import EmailMessage, Message
 from pathlib import Path
 
 from rag.errors import ReadError
-from rag.ingest.readers.files import MAX_DOCUMENT_BYTES, library_reason, read_bytes, stat_file
+from rag.ingest.readers.files import MAX_DOCUMENT_BYTES, parsing, read_bytes, stat_file
 from rag.ingest.readers.html import html_text
 from rag.ingest.readers.parts import Parts
 from rag.types import Document
@@ -31,10 +31,8 @@ def read_eml(path: Path, doc_id: str) -> Document:
     if not any(_header(message, h) for h in (*_HEADERS, "Subject")):
         raise ReadError(str(path), "not an e-mail message: no From, To, Date or Subject header")
     parts = Parts(path, "message")
-    try:
+    with parsing(path, "e-mail"):
         subject, text = message_text(path, message)
-    except Exception as err:  # the parser is lenient; what it builds may still fail here
-        raise ReadError(str(path), library_reason("e-mail", err)) from None
     parts.add(text, subject)
     return parts.document(doc_id, "email", subject, "empty message")
 
@@ -48,7 +46,7 @@ def read_mbox(path: Path, doc_id: str) -> Document:
             "split the mailbox into smaller ones",
         )
     parts = Parts(path, "message")
-    try:
+    with parsing(path, "mailbox"):
         box = mailbox.mbox(path, create=False)
         try:
             for key in box.iterkeys():
@@ -58,10 +56,6 @@ def read_mbox(path: Path, doc_id: str) -> Document:
                     break
         finally:
             box.close()
-    except ReadError:
-        raise
-    except Exception as err:
-        raise ReadError(str(path), library_reason("mailbox", err)) from None
     if not len(parts):
         raise ReadError(str(path), "no messages (an mbox file starts each one with 'From ')")
     return parts.document(doc_id, "email", "", "no text in any message")

@@ -16,9 +16,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rag.errors import ReadError
 from rag.ingest.readers.archive import read_package
-from rag.ingest.readers.files import library_reason
+from rag.ingest.readers.files import parsing
 from rag.ingest.readers.parts import Parts
 from rag.types import Document
 
@@ -31,7 +30,7 @@ _HEADING_STYLE = re.compile(r"heading ([1-9])$", re.IGNORECASE)
 
 def read_docx(path: Path, doc_id: str) -> Document:
     data, _ = read_package(path, "DOCX")
-    try:
+    with parsing(path, "DOCX"):
         import docx
         from docx.table import Table
 
@@ -51,10 +50,6 @@ def read_docx(path: Path, doc_id: str) -> Document:
                 rows = [text]
             if not all(parts.add(r) for r in rows if r):
                 break
-    except ReadError:
-        raise
-    except Exception as err:  # the libraries raise many exception types for damaged files
-        raise ReadError(str(path), library_reason("DOCX", err)) from None
     return parts.document(doc_id, "docx", title, "no text in the document")
 
 
@@ -84,7 +79,7 @@ def row_text(cells: Iterable[str]) -> str:
 
 def read_pptx(path: Path, doc_id: str) -> Document:
     data, _ = read_package(path, "PPTX")
-    try:
+    with parsing(path, "PPTX"):
         import pptx
 
         deck = pptx.Presentation(io.BytesIO(data))
@@ -95,10 +90,6 @@ def read_pptx(path: Path, doc_id: str) -> Document:
             title = title or name
             if not parts.add(text, name):
                 break
-    except ReadError:
-        raise
-    except Exception as err:
-        raise ReadError(str(path), library_reason("PPTX", err)) from None
     return parts.document(doc_id, "pptx", title, "no text on any slide")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from pypdf import PasswordType, PdfReader
 
 from rag.errors import ReadError
-from rag.ingest.readers.files import MAX_DOCUMENT_BYTES, library_reason, read_bytes
+from rag.ingest.readers.files import MAX_DOCUMENT_BYTES, library_reason, parsing, read_bytes
 from rag.types import Document
 
 logger = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ def read_pdf(path: Path, doc_id: str) -> Document:
     data = read_bytes(path, MAX_DOCUMENT_BYTES)
     texts: list[str] = []
     failures: list[Exception] = []
-    try:
+    with parsing(path, "PDF"):
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
             raise ReadError(str(path), "PDF is encrypted with a password; decrypt it first")
@@ -33,10 +33,6 @@ def read_pdf(path: Path, doc_id: str) -> Document:
                 failures.append(err)
                 texts.append("")
         meta_title = reader.metadata.title if reader.metadata else None
-    except ReadError:
-        raise
-    except Exception as err:  # pypdf raises many exception types for damaged files
-        raise ReadError(str(path), library_reason("PDF", err)) from None
     texts = [t.replace("\r\n", "\n").replace("\r", "\n") for t in texts]
     if not any(t.strip() for t in texts):
         if failures and len(failures) == len(texts):

@@ -20,7 +20,7 @@ from typing import Any
 
 from rag.errors import ReadError
 from rag.ingest.readers.archive import read_package
-from rag.ingest.readers.files import decode, library_reason, read_bytes
+from rag.ingest.readers.files import decode, parsing, read_bytes
 from rag.ingest.readers.parts import Parts
 from rag.types import Document
 
@@ -32,7 +32,7 @@ MAX_SHEET_ROWS = 100_000
 
 def read_xlsx(path: Path, doc_id: str) -> Document:
     data, _ = read_package(path, "XLSX")
-    try:
+    with parsing(path, "XLSX"):
         import openpyxl
 
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
@@ -57,10 +57,6 @@ def read_xlsx(path: Path, doc_id: str) -> Document:
                     break
         finally:
             book.close()
-    except ReadError:
-        raise
-    except Exception as err:  # openpyxl raises many exception types for damaged files
-        raise ReadError(str(path), library_reason("XLSX", err)) from None
     return parts.document(doc_id, "spreadsheet", title, "no cells with values in any sheet")
 
 
