@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_retrieval import evaluate, load_qrels, load_queries
+from bench_retrieval import chunk_texts, evaluate, load_qrels, load_queries
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -129,27 +129,6 @@ def ingest(folder: Path, corpus: Path, precision: str, backend: str) -> tuple[An
           f" = {chunks / secs:.1f} chunks/s, {docs / secs:.1f} documents/s")  # fmt: skip
     print(f"    RSS {before:.0f} MiB with the model loaded; during ingest {rss.report()}")
     return index, report, before
-
-
-def chunk_texts(index: Any) -> tuple[list[int], list[str]]:
-    from sqlalchemy import select
-    from sqlalchemy.orm import Session
-
-    from rag.ingest.pipeline import embed_text
-    from rag.storage.schema import ChunkRow, DocumentRow
-    from rag.types import Chunk, Document
-
-    with Session(index.store.engine) as s:
-        rows = s.execute(
-            select(ChunkRow.id, DocumentRow.title, ChunkRow.text, ChunkRow.heading)
-            .join(DocumentRow, ChunkRow.document_id == DocumentRow.id)
-            .order_by(ChunkRow.id)
-        ).all()
-    texts = [
-        embed_text(Document("", "", "", "", title=t), Chunk(0, x, 0, 0, 1, 1, h))
-        for _, t, x, h in rows
-    ]
-    return [r[0] for r in rows], texts
 
 
 def raw_float32_encode(texts: list[str]) -> tuple[np.ndarray, float]:

@@ -77,6 +77,28 @@ def help_wall_time(runs: int = 7) -> float:
     return statistics.median(times)
 
 
+def chunk_texts(index: Any) -> tuple[list[int], list[str]]:
+    """(chunk ids, what the embedder saw for each chunk), in id order."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from rag.ingest.pipeline import embed_text
+    from rag.storage.schema import ChunkRow, DocumentRow
+    from rag.types import Chunk, Document
+
+    with Session(index.store.engine) as s:
+        rows = s.execute(
+            select(ChunkRow.id, DocumentRow.title, ChunkRow.text, ChunkRow.heading)
+            .join(DocumentRow, ChunkRow.document_id == DocumentRow.id)
+            .order_by(ChunkRow.id)
+        ).all()
+    texts = [
+        embed_text(Document("", "", "", "", title=t), Chunk(0, x, 0, 0, 1, 1, h))
+        for _, t, x, h in rows
+    ]
+    return [r[0] for r in rows], texts
+
+
 def measure_ingest(index: Any, corpus: Path, embedder: Any, skip_raw: bool) -> None:
     report = index.add(corpus)
     chunks = index.status().chunks
@@ -84,23 +106,7 @@ def measure_ingest(index: Any, corpus: Path, embedder: Any, skip_raw: bool) -> N
     print(f"ingest: {report.added} documents, {chunks} chunks in {report.seconds:.1f}s "
           f"= {ingest_rate:.1f} chunks/s")  # fmt: skip
     if not skip_raw:
-        from sqlalchemy import select
-        from sqlalchemy.orm import Session
-
-        from rag.ingest.pipeline import embed_text
-        from rag.storage.schema import ChunkRow, DocumentRow
-        from rag.types import Chunk, Document
-
-        with Session(index.store.engine) as s:
-            rows = s.execute(
-                select(DocumentRow.title, ChunkRow.text, ChunkRow.heading)
-                .join(DocumentRow, ChunkRow.document_id == DocumentRow.id)
-                .order_by(ChunkRow.id)
-            ).all()
-        texts = [
-            embed_text(Document("", "", "", "", title=t), Chunk(0, x, 0, 0, 1, 1, h))
-            for t, x, h in rows
-        ]
+        _, texts = chunk_texts(index)
         t0 = time.perf_counter()
         embedder.model.encode(texts, batch_size=embedder.batch_size, normalize_embeddings=True,
                               show_progress_bar=False)  # fmt: skip
