@@ -42,3 +42,7 @@ class ReadError(RagError):
 
 class ModelError(RagError):
     """A model could not be found, loaded or run."""
+
+
+class DatabaseUnavailable(RagError):
+    """The database server holding an index cannot be reached or refused the login."""

@@ -1,10 +1,14 @@
-"""An index folder: the facade that opens it, locks it for writing, and delegates.
+"""An index: the facade that opens it, locks it for writing, and delegates.
 
-Layout of an index folder::
+An index lives in a folder or in a PostgreSQL database (``postgresql://...``, see
+:mod:`rag.storage.location`). Layout of an index folder::
 
     index.db        SQLite: settings, sources, documents, chunks and their embeddings
     vectors.faiss   FAISS vectors keyed by chunk id (derived; rebuilt from index.db)
     write.lock      held by the one process writing
+
+In PostgreSQL the same tables live in the index's schema, with a ``tsvector`` and a
+pgvector HNSW index in place of FTS5 and the FAISS file; many processes may write.
 
 Ingest is ``rag.ingest``, search ``rag.retrieval``, the database and the vectors
 ``rag.storage``; this class holds them together.
@@ -31,10 +35,12 @@ from rag.models.reranker import Reranker
 from rag.retrieval.fusion import DEFAULT_FUSION
 from rag.retrieval.search import DEFAULT_MODE, Searcher
 from rag.settings import Settings
+from rag.storage.layout import index_exists, vectors_for, writer_lock
+from rag.storage.location import Location
 from rag.storage.lock import WriteLock
 from rag.storage.removal import RemoveReport, remove_targets
-from rag.storage.store import Store
-from rag.storage.sync import VECTORS_FILE, SyncedVectors
+from rag.storage.store import DB_FILE, Store
+from rag.storage.sync import VECTORS_FILE
 from rag.types import Hit, Where
 
 if TYPE_CHECKING:
@@ -42,11 +48,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DB_FILE = "index.db"
 # An update of a watched folder waits for another writer as long as it takes.
 WAIT_FOREVER = -1.0
 
 WhereLike = Where | Mapping[str, Any] | None
+IndexLocation = str | os.PathLike[str] | Location
 
 
 @dataclass(frozen=True)
@@ -67,25 +73,22 @@ class IndexStatus:
 
 
 class Index:
-    """A folder holding one index. Use :meth:`create` or :meth:`open`.
+    """One index, in a folder or a PostgreSQL schema. Use :meth:`create` or :meth:`open`.
 
     Reads (search, status) are safe from many threads and processes at once,
-    including while another process writes. Writes take a per-folder file lock.
+    including while another process writes. Writes to a folder take its file lock;
+    in PostgreSQL many processes may write at once (see :mod:`rag.storage.postgres`).
     """
 
-    def __init__(
-        self,
-        path: Path,
-        store: Store,
-        embedder: Embedder | None = None,
-        lock: WriteLock | None = None,
-    ) -> None:
-        self.path = path
+    def __init__(self, store: Store, embedder: Embedder | None = None) -> None:
+        self.location = store.location
+        # the index folder; None for an index in PostgreSQL
+        self.path: Path | None = self.location.folder
         self.store = store
         self.settings = store.settings()
         self._embedder = embedder
-        self.lock = lock or WriteLock(path)
-        self.vectors = SyncedVectors(path, store, self.settings, self.lock)
+        self.lock = writer_lock(store)
+        self.vectors = vectors_for(store, self.settings, self.lock)
         # Rescores the fused candidates when set; see rag.models.reranker.
         self.reranker: Reranker | None = None
         self._searcher = Searcher(store, self.vectors, lambda: self.embedder, lambda: self.reranker)
@@ -95,51 +98,54 @@ class Index:
     @classmethod
     def create(
         cls,
-        path: str | os.PathLike[str],
+        path: IndexLocation,
         settings: Settings | None = None,
         embedder: Embedder | None = None,
     ) -> Index:
-        """Make a new, empty index folder (it may exist but must hold no index)."""
-        folder = Path(path)
-        if (folder / DB_FILE).exists():
-            raise InvalidValue(f"an index already exists at {folder}; open it instead")
-        if folder.exists() and not folder.is_dir():
-            raise InvalidValue(f"{folder} is a file, not a folder for an index")
+        """Make a new, empty index: in a folder (it may exist but must hold no index) or
+        in a PostgreSQL schema (a URL; the schema must hold no index)."""
+        location = Location.of(path)
+        folder = location.folder
+        if folder is not None:
+            if (folder / DB_FILE).exists():
+                raise InvalidValue(f"an index already exists at {folder}; open it instead")
+            if folder.exists() and not folder.is_dir():
+                raise InvalidValue(f"{folder} is a file, not a folder for an index")
+        elif index_exists(location):
+            raise InvalidValue(f"an index already exists at {location}; open it instead")
         settings = settings or Settings()
         if embedder is not None and embedder.name != settings.embedder:
             settings = settings.with_changes(embedder=embedder.name)
-        folder.mkdir(parents=True, exist_ok=True)
-        return cls(folder, Store.create(folder / DB_FILE, settings), embedder)
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        return cls(Store.create(location, settings), embedder)
 
     @classmethod
-    def open(
-        cls,
-        path: str | os.PathLike[str],
-        embedder: Embedder | str | None = None,
-    ) -> Index:
+    def open(cls, path: IndexLocation, embedder: Embedder | str | None = None) -> Index:
         """Open an existing index; refuses an embedder other than the one that built it.
 
         An index of an older format is upgraded first, under the writer lock.
         """
-        folder = Path(path)
-        if not (folder / DB_FILE).is_file():
+        location = Location.of(path)
+        if not index_exists(location):
             raise IndexNotFound(
-                f"no index at {folder}; create one with: rag index FOLDER --index {folder}"
+                f"no index at {location}; create one with: rag index FOLDER --index {location}"
             )
-        lock = WriteLock(folder)
-        store = Store.open(folder / DB_FILE, lock)
+        lock = WriteLock(location.folder) if location.folder is not None else None
+        store = Store.open(location, lock)
         built_with = store.settings().embedder
         asked = embedder if isinstance(embedder, str) or embedder is None else embedder.name
         if asked is not None and asked != built_with:
             store.close()
             raise IndexMismatch(
-                f"the index at {folder} was built with embedder {built_with!r}, not {asked!r}; "
-                f"search it with {built_with!r} or index into a new folder"
+                f"the index at {location} was built with embedder {built_with!r}, not "
+                f"{asked!r}; search it with {built_with!r} or index into a new "
+                f"{'folder' if location.folder is not None else 'schema'}"
             )
-        return cls(folder, store, None if isinstance(embedder, str) else embedder, lock)
+        return cls(store, None if isinstance(embedder, str) else embedder)
 
     @classmethod
-    def open_or_create(cls, path: str | os.PathLike[str], **settings: Any) -> Index:
+    def open_or_create(cls, path: IndexLocation, **settings: Any) -> Index:
         """Open the index at ``path``, or create it with ``Settings(**settings)``.
 
         For an existing index, the embedder and chunking given must match the ones it
@@ -147,7 +153,7 @@ class Index:
         Settings passed as None are ignored.
         """
         given = {k: v for k, v in settings.items() if v is not None}
-        if not (Path(path) / DB_FILE).is_file():
+        if not index_exists(Location.of(path)):
             return cls.create(path, Settings(**given))
         index = cls.open(path, given.get("embedder"))
         identity = index.settings.vector_identity()
@@ -155,7 +161,7 @@ class Index:
         if wrong:
             index.close()
             raise IndexMismatch(
-                f"the index at {path} was built with {identity}, not {wrong}; "
+                f"the index at {index.location} was built with {identity}, not {wrong}; "
                 "index into a new folder to change them"
             )
         return index
@@ -198,7 +204,7 @@ class Index:
             raise InvalidValue("give at least one folder or file to index")
         started = time.perf_counter()
         report = IngestReport()
-        with self.lock.hold(lock_timeout):
+        with self.lock.writing(lock_timeout):
             self.vectors.sync()
             ingest = Ingest(self.store, self.embedder, self.settings, self.vectors.committed)
             for target in paths:
@@ -264,7 +270,7 @@ class Index:
         if not names:
             raise InvalidValue("give at least one file, folder or document id to remove")
         started = time.perf_counter()
-        with self.lock.hold(lock_timeout):
+        with self.lock.writing(lock_timeout):
             report = remove_targets(self.store, self.vectors, names)
         report.seconds = time.perf_counter() - started
         log.info(
@@ -342,7 +348,7 @@ class Index:
         damage = self.store.integrity_problems()
         if damage:
             raise IndexCorrupt(
-                f"the database of {self.path} is damaged ({damage[0]}); it cannot be repaired "
+                f"the database of {self.location} is damaged ({damage[0]}); it cannot be repaired "
                 "in place: index the documents again into a new folder"
             )
         done: list[str] = []
@@ -356,20 +362,17 @@ class Index:
                 done.append(f"dropped {len(bad)} documents with unusable embeddings; "
                             "index their folder again to restore them")  # fmt: skip
             self.vectors.rebuild()
-            done.append(
-                f"rebuilt {VECTORS_FILE} from {len(self.store.chunk_ids())} stored embeddings"
-            )
+            what = VECTORS_FILE if self.path is not None else "the vector index"
+            done.append(f"rebuilt {what} from {len(self.store.chunk_ids())} stored embeddings")
         return done
 
     # -- status -------------------------------------------------------------
 
     def status(self) -> IndexStatus:
         counts = self.store.counts()
-        vfile = self.path / VECTORS_FILE
-        db_bytes = sum(p.stat().st_size for p in self.path.glob(DB_FILE + "*") if p.is_file())
         vecs = self.vectors.current
         return IndexStatus(
-            path=str(self.path),
+            path=str(self.location),
             format_version=int(self.store.meta("format_version") or 0),
             settings=self.settings,
             documents=counts["documents"],
@@ -378,7 +381,7 @@ class Index:
             roots=self.store.roots(),
             vectors=len(vecs) if vecs is not None else None,
             vector_index=vecs.kind if vecs is not None else self.vectors.file_kind(),
-            database_bytes=db_bytes,
-            vectors_bytes=vfile.stat().st_size if vfile.exists() else 0,
+            database_bytes=self.store.bytes_used(),
+            vectors_bytes=self.vectors.bytes_used(),
             embed_precision=self.store.precisions(),
         )

@@ -27,10 +27,12 @@ def cache_dir() -> Path:
     return path
 
 
-def default_index_dir() -> Path:
-    """The index folder used when none is given: ``$RAG_INDEX`` if set, else ``.rag``.
+def default_index_dir() -> str:
+    """Where the index is when none is given: ``$RAG_INDEX`` if set, else ``.rag``.
 
-    Not created here; building an index creates it.
+    A folder, or a ``postgresql://`` URL. Not created here; building an index creates it.
     """
     explicit = os.environ.get("RAG_INDEX")
-    return Path(explicit).expanduser() if explicit else Path(".rag")
+    if not explicit:
+        return ".rag"
+    return explicit if "://" in explicit else str(Path(explicit).expanduser())

@@ -27,6 +27,8 @@ OVERLAP_WEIGHT = 1.0  # cosine similarity counts 1; SQuAD tune: best sentence ho
 # of the dev articles (scripts/squad.py) with the finder alone, 74.2 % without it, and
 # 82.9 % blended like this (top 3 paragraphs by dense retrieval, the gold one among them).
 FINDER_BLEND = 4.0
+
+
 @dataclass(frozen=True)
 class Sentence:
     """Sentence ``text`` of passage ``passage`` (0-based), at ``start:end`` of its text.

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 @handle_errors
 def index(
     paths: tuple[Path, ...],
-    index_dir: Path | None,
+    index_dir: str | None,
     embedder: str | None,
     generator: str | None,
     chunk_tokens: int | None,
@@ -71,9 +71,8 @@ def index(
     """
     from rag.index import Index
 
-    folder = resolve_index_dir(index_dir)
     idx = Index.open_or_create(
-        folder,
+        resolve_index_dir(index_dir),
         embedder=embedder,
         generator=generator,
         chunk_tokens=chunk_tokens,
@@ -82,16 +81,16 @@ def index(
     )
     if watch:
         with idx:
-            follow(idx, paths, folder, wait, as_json)
+            follow(idx, paths, str(idx.location), wait, as_json)
         return
     with idx, ProgressBar(not as_json) as progress:
         report = idx.add(*paths, progress=progress, lock_timeout=wait)
-    print_report(report, folder, as_json)
+    print_report(report, str(idx.location), as_json)
     if not report.ok:
         sys.exit(1)
 
 
-def follow(idx: Index, paths: tuple[Path, ...], folder: Path, wait: float, as_json: bool) -> None:
+def follow(idx: Index, paths: tuple[Path, ...], folder: str, wait: float, as_json: bool) -> None:
     """Index ``paths``, then print one line per update until Ctrl-C or SIGTERM."""
     bar = ProgressBar(not as_json)
     updates = idx.watch(*paths, progress=bar, lock_timeout=wait)
@@ -124,7 +123,7 @@ def _interrupt(signum: int, frame: object) -> NoReturn:
 
 
 def print_report(
-    report: IngestReport, folder: Path, as_json: bool, extra: dict[str, Any] | None = None
+    report: IngestReport, folder: str, as_json: bool, extra: dict[str, Any] | None = None
 ) -> None:
     summary = {
         **(extra or {}),
@@ -139,7 +138,7 @@ def print_report(
     }
     if as_json:
         failures = [{"path": f.path, "reason": f.reason} for f in report.failed]
-        click.echo(json.dumps({**summary, "index": str(folder), "failures": failures}))
+        click.echo(json.dumps({**summary, "index": folder, "failures": failures}))
         return
     for s in report.skipped:
         click.echo(f"skipped {s.path}: {s.reason}", err=True)
@@ -188,7 +187,7 @@ class ProgressBar:
               help="Seconds to wait for another process writing the index.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @handle_errors
-def rm(targets: tuple[str, ...], index_dir: Path | None, wait: float, as_json: bool) -> None:
+def rm(targets: tuple[str, ...], index_dir: str | None, wait: float, as_json: bool) -> None:
     """Remove documents from the index, by file, folder or document id.
 
     A file removes the documents read from it (it need not exist any more); a folder,
@@ -217,7 +216,7 @@ def rm(targets: tuple[str, ...], index_dir: Path | None, wait: float, as_json: b
 @index_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @handle_errors
-def status(index_dir: Path | None, as_json: bool) -> None:
+def status(index_dir: str | None, as_json: bool) -> None:
     """Show what is indexed, with which models and settings."""
     from dataclasses import asdict
 
@@ -243,12 +242,12 @@ def status(index_dir: Path | None, as_json: bool) -> None:
 @click.command()
 @index_option
 @handle_errors
-def check(index_dir: Path | None) -> None:
+def check(index_dir: str | None) -> None:
     """Verify the index: database sound, every chunk has its vector, files agree."""
-    folder = resolve_index_dir(index_dir)
-    with open_index(folder) as idx:
+    with open_index(index_dir) as idx:
         problems = idx.check()
         counts = idx.store.counts()
+        folder = str(idx.location)
     if problems:
         for p in problems:
             click.echo(f"problem: {p}", err=True)
@@ -263,10 +262,10 @@ def check(index_dir: Path | None) -> None:
 @click.option("--wait", type=click.FloatRange(min=0), default=5.0, show_default=True,
               help="Seconds to wait for another process writing the index.")  # fmt: skip
 @handle_errors
-def repair(index_dir: Path | None, wait: float) -> None:
+def repair(index_dir: str | None, wait: float) -> None:
     """Restore consistency: rebuild the vectors from the stored embeddings."""
-    folder = resolve_index_dir(index_dir)
-    with open_index(folder) as idx:
+    with open_index(index_dir) as idx:
+        folder = str(idx.location)
         for line in idx.repair(lock_timeout=wait):
             click.echo(line)
         problems = idx.check()

@@ -49,18 +49,19 @@ def index_option(func: F) -> F:
     return click.option(
         "--index",
         "index_dir",
-        type=click.Path(file_okay=False, path_type=Path),
+        metavar="FOLDER|URL",
         default=None,
-        help="Index folder. Default: $RAG_INDEX, else ./.rag",
+        help="Index folder, or a postgresql://USER@HOST/DB?schema=NAME URL. "
+        "Default: $RAG_INDEX, else ./.rag",
     )(func)
 
 
-def resolve_index_dir(index_dir: Path | None) -> Path:
+def resolve_index_dir(index_dir: str | None) -> str:
     return index_dir if index_dir is not None else default_index_dir()
 
 
 def open_index(
-    index_dir: Path | None, embedder: str | None = None, reranker: str | None = None
+    index_dir: str | None, embedder: str | None = None, reranker: str | None = None
 ) -> Index:
     from rag.index import Index
     from rag.models.registry import load_reranker

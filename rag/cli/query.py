@@ -47,7 +47,7 @@ BATCH_QUESTIONS = 32
 @handle_errors
 def search(
     query: str | None,
-    index_dir: Path | None,
+    index_dir: str | None,
     k: int,
     queries: Path | None,
     embedder: str | None,
@@ -138,7 +138,7 @@ def search(
 @handle_errors
 def ask(
     question: str | None,
-    index_dir: Path | None,
+    index_dir: str | None,
     k: int,
     questions: Path | None,
     generator: str | None,

@@ -38,6 +38,8 @@ _BLOCK_BREAK = re.compile(r"\n[ \t]*\n\s*")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
 _HEADING_SEP = " > "
+
+
 def chunk_documents(
     docs: Sequence[Document], tokenizer: Tokenizer, max_tokens: int = 200, overlap: int = 32
 ) -> list[list[Chunk]]:

@@ -91,5 +91,3 @@ def _link_problem(path: Path, err: OSError) -> str:
     if path.is_symlink():
         return "broken symbolic link (its target does not exist)"
     return f"cannot read file: {err.strerror}"
-
-

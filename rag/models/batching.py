@@ -32,8 +32,10 @@ def by_length(texts: Sequence[str], *, max_items: int) -> list[list[int]]:
         n = len(texts[i])
         last = batches[-1] if batches else None
         padded = n * (len(last) + 1) if last else 0
-        if last and len(last) < max_items and (
-            padded <= SMALL_BATCH_CHARS or padded <= MAX_PADDING * (size + n)
+        if (
+            last
+            and len(last) < max_items
+            and (padded <= SMALL_BATCH_CHARS or padded <= MAX_PADDING * (size + n))
         ):
             last.append(i)
             size += n

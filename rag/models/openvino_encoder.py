@@ -79,9 +79,7 @@ class OpenVinoEncoder:
 
     def _inputs(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         features = shaped_features(self.model, texts)
-        return {
-            k: v.numpy() for k, v in features.items() if hasattr(v, "numpy") and v.ndim == 2
-        }
+        return {k: v.numpy() for k, v in features.items() if hasattr(v, "numpy") and v.ndim == 2}
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         import torch

@@ -17,6 +17,7 @@ from rag.models.lazy import Lazy, quiet_transformers
 
 log = logging.getLogger(__name__)
 
+
 class Reranker(Protocol):
     name: str
 

@@ -17,7 +17,7 @@ from rag.models.reranker import Reranker
 from rag.retrieval.fusion import best_per_group, fusion
 from rag.storage.records import StoredChunk
 from rag.storage.store import Store
-from rag.storage.sync import SyncedVectors
+from rag.storage.sync import Vectors
 from rag.types import Hit, Where
 
 # The embedder reads a few hundred tokens at most; longer queries are a mistake.
@@ -50,7 +50,7 @@ class Searcher:
     def __init__(
         self,
         store: Store,
-        vectors: SyncedVectors,
+        vectors: Vectors,
         embedder: Callable[[], Embedder],
         reranker: Callable[[], Reranker | None],
     ) -> None:

@@ -67,6 +67,4 @@ def migrate(conn: Connection, version: int, target: int) -> None:
     """Run the migrations from ``version`` up to ``target`` on ``conn`` (one transaction)."""
     for n in range(version, target):
         MIGRATIONS[n](conn)
-    conn.exec_driver_sql(
-        "UPDATE meta SET value = ? WHERE key = 'format_version'", (str(target),)
-    )
+    conn.exec_driver_sql("UPDATE meta SET value = ? WHERE key = 'format_version'", (str(target),))

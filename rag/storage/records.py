@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 import numpy as np
 
 from rag.types import Chunk, Document
+
+log = logging.getLogger(__name__)
 
 # Ids bound into one IN (...) clause at most; SQLite limits the variables of a statement.
 IN_BATCH = 900
@@ -71,3 +74,23 @@ def batches(items: Sequence[Any]) -> Iterator[list[Any]]:
     """``items`` in runs of at most ``IN_BATCH``, each bound into one IN clause."""
     for k in range(0, len(items), IN_BATCH):
         yield list(items[k : k + IN_BATCH])
+
+
+def unpack_embeddings(rows: Sequence[Any], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) of the rows whose blob holds ``dim`` float32 values; others are skipped."""
+    good = [r for r in rows if r[1] is not None and len(r[1]) == dim * 4]
+    if len(good) < len(rows):
+        log.warning("skipped %d chunks with unusable embeddings", len(rows) - len(good))
+    ids = np.fromiter((r[0] for r in good), dtype=np.int64, count=len(good))
+    if not good:
+        return ids, np.zeros((0, dim), dtype=np.float32)
+    return ids, np.frombuffer(b"".join(r[1] for r in good), dtype=np.float32).reshape(-1, dim)
+
+
+def part_of(parts: dict[str, Any] | None, page: int | None) -> tuple[str, str]:
+    """(unit, name of part ``page``) from a document's stored parts (NULL: pages)."""
+    if not isinstance(parts, dict):
+        return "page", ""
+    names = parts.get("names") or []
+    name = names[page - 1] if page is not None and 0 < page <= len(names) else ""
+    return str(parts.get("unit") or "page"), str(name or "")

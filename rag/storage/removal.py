@@ -24,7 +24,7 @@ import numpy as np
 
 from rag.storage.records import StoredDocument
 from rag.storage.store import Store
-from rag.storage.sync import SyncedVectors
+from rag.storage.sync import Vectors
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class Removal:
         )
 
 
-def remove_targets(store: Store, vectors: SyncedVectors, targets: Sequence[str]) -> RemoveReport:
+def remove_targets(store: Store, vectors: Vectors, targets: Sequence[str]) -> RemoveReport:
     """Remove what ``targets`` name in one transaction, and their vectors; the caller
     holds the writer lock. The vectors file is kept in step as an ingest keeps it."""
     vectors.sync()

@@ -1,11 +1,20 @@
-"""The tables of an index database, and the FTS5 lexical index kept in step with them."""
+"""The tables of an index database, and the FTS5 lexical index kept in step with them.
+
+The same tables serve SQLite and PostgreSQL. On PostgreSQL keys and file sizes are
+64-bit, metadata is JSONB, and an embedding is a pgvector ``vector`` when the database
+has the extension (see :class:`Embedding`); the lexical index there is a ``tsvector``
+column (``rag.storage.postgres``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Dialect,
     Float,
     ForeignKey,
     Index,
@@ -13,9 +22,47 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
+
+# Integer in SQLite (so a key is the rowid), 64-bit in PostgreSQL.
+Key = BigInteger().with_variant(Integer(), "sqlite")
+Json = JSON().with_variant(JSONB(), "postgresql")
+# A dialect an engine marks with this attribute stores embeddings as pgvector vectors.
+PGVECTOR_FLAG = "rag_pgvector"
+
+
+class Embedding(TypeDecorator[bytes]):
+    """A chunk's embedding: ``dim`` float32 values as bytes, wherever it is stored.
+
+    A blob in SQLite (and in PostgreSQL without pgvector); a ``vector`` column where the
+    engine's dialect is flagged with ``PGVECTOR_FLAG``. Either way the store reads and
+    writes bytes, so one code path serves both.
+    """
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if getattr(dialect, PGVECTOR_FLAG, False):
+            from pgvector.sqlalchemy import Vector
+
+            return dialect.type_descriptor(Vector())
+        return dialect.type_descriptor(LargeBinary())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None or not getattr(dialect, PGVECTOR_FLAG, False):
+            return value
+        return np.frombuffer(value, dtype=np.float32)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> bytes | None:
+        if value is None or not getattr(dialect, PGVECTOR_FLAG, False):
+            return value
+        return np.asarray(value, dtype=np.float32).tobytes()
 
 
 class Base(DeclarativeBase):
@@ -38,17 +85,17 @@ class SourceRow(Base):
     """
 
     __tablename__ = "sources"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(Key, primary_key=True)
     path: Mapped[str] = mapped_column(String, unique=True)
     root: Mapped[str] = mapped_column(String, index=True)
-    size: Mapped[int] = mapped_column(Integer)
-    mtime_ns: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Key)
+    mtime_ns: Mapped[int] = mapped_column(Key)
 
 
 class DocumentRow(Base):
     __tablename__ = "documents"
     __table_args__ = (UniqueConstraint("root", "doc_id"), {"sqlite_autoincrement": True})
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(Key, primary_key=True)
     root: Mapped[str] = mapped_column(String)
     doc_id: Mapped[str] = mapped_column(String)
     source: Mapped[str] = mapped_column(String, index=True)
@@ -56,18 +103,18 @@ class DocumentRow(Base):
     title: Mapped[str] = mapped_column(String)
     content_hash: Mapped[str] = mapped_column(String)
     chars: Mapped[int] = mapped_column(Integer)
-    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", Json)
     indexed_at: Mapped[float] = mapped_column(Float)
     # {"unit": "slide", "names": [...]}: what a chunk's page_start/page_end count
     # (Document.parts); NULL for PDF pages and documents without parts.
-    parts: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    parts: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
 
 
 class ChunkRow(Base):
     __tablename__ = "chunks"
     __table_args__ = (Index("ix_chunks_document", "document_id"), {"sqlite_autoincrement": True})
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    id: Mapped[int] = mapped_column(Key, primary_key=True)
+    document_id: Mapped[int] = mapped_column(Key, ForeignKey("documents.id", ondelete="CASCADE"))
     ordinal: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
     start: Mapped[int] = mapped_column(Integer)
@@ -77,7 +124,7 @@ class ChunkRow(Base):
     page_start: Mapped[int | None] = mapped_column(Integer, nullable=True)
     page_end: Mapped[int | None] = mapped_column(Integer, nullable=True)
     heading: Mapped[str] = mapped_column(String)
-    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    embedding: Mapped[bytes] = mapped_column(Embedding)
 
 
 # The lexical index: FTS5 over each chunk's title, heading and text. Triggers keep it

@@ -1,8 +1,10 @@
-"""The SQLite database of an index: sources, documents, chunks with their embeddings.
+"""The database of an index: sources, documents, chunks with their embeddings.
 
-SQLite is the source of truth. Every chunk row keeps its embedding, so the FAISS file
-can always be rebuilt from here without re-embedding. Chunk ids come from an
-AUTOINCREMENT key, so an id is never reused, and they are the FAISS vector ids.
+The database is the source of truth. Every chunk row keeps its embedding, so the
+vectors can always be rebuilt from here without re-embedding. Chunk ids come from an
+AUTOINCREMENT key (a sequence on PostgreSQL), so an id is never reused, and they are
+the FAISS vector ids. What differs between SQLite and PostgreSQL is the backend's
+(``rag.storage.sqlite``, ``rag.storage.postgres``).
 """
 
 from __future__ import annotations
@@ -11,40 +13,36 @@ import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import (
-    Engine,
-    create_engine,
-    event,
-    func,
-    inspect,
-    or_,
-    select,
-)
+from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session
 
 from rag.errors import IndexCorrupt
 from rag.settings import FORMAT_VERSION, Settings
 from rag.storage import writer
-from rag.storage.lexical import bm25_search, document_filter
-from rag.storage.lock import WriteLock
+from rag.storage.location import Location
+from rag.storage.lock import Lock
 from rag.storage.migrations import migrate
+from rag.storage.postgres import PostgresBackend
 from rag.storage.records import (
     DocumentWrite,
     SourceState,
     StoredChunk,
     StoredDocument,
     batches,
+    part_of,
+    unpack_embeddings,
 )
-from rag.storage.schema import FTS_DDL, Base, ChunkRow, DocumentRow, Meta, SourceRow
+from rag.storage.schema import Base, ChunkRow, DocumentRow, Meta, SourceRow
+from rag.storage.sqlite import SqliteBackend
 from rag.types import Where
 
 log = logging.getLogger(__name__)
 
+DB_FILE = "index.db"
 # How long opening an index of an older format waits for a writer before migrating it.
 MIGRATION_WAIT = 60.0
 # The columns of a document row that a StoredDocument holds, in its field order.
@@ -57,52 +55,70 @@ _STORED_DOCUMENT = (
     DocumentRow.content_hash,
 )
 
+Backend = SqliteBackend | PostgresBackend
 
-def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-    cur = dbapi_connection.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=60000")
-    cur.close()
+
+def backend_for(location: Location) -> Backend:
+    """The backend that keeps an index at ``location``."""
+    if location.folder is not None:
+        return SqliteBackend(location.folder / DB_FILE)
+    return PostgresBackend(location)
 
 
 class Store:
-    """Typed access to one index database file."""
+    """Typed access to one index database."""
 
-    def __init__(self, engine: Engine, path: Path) -> None:
+    def __init__(self, engine: Engine, location: Location, backend: Backend) -> None:
         self.engine = engine
-        self.path = path
+        self.location = location
+        self.backend = backend
+
+    @property
+    def name(self) -> str:
+        """How messages name the database: its file, or its URL without the password."""
+        if isinstance(self.backend, SqliteBackend):
+            return str(self.backend.path)
+        return self.location.display
 
     @classmethod
-    def connect(cls, path: Path) -> Store:
-        engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 60})
-        event.listen(engine, "connect", _on_connect)
-        return cls(engine, path)
+    def connect(cls, location: Location) -> Store:
+        backend = backend_for(location)
+        return cls(backend.connect(), location, backend)
+
+    def exists(self) -> bool:
+        """Whether the database holds an index (any format)."""
+        try:
+            return self.backend.has_index(self.engine)
+        except (DatabaseError, OperationalError):
+            return True  # something is there; opening it says what is wrong
 
     @classmethod
-    def create(cls, path: Path, settings: Settings) -> Store:
-        store = cls.connect(path)
-        Base.metadata.create_all(store.engine)
-        store._ensure_lexical()
-        with Session(store.engine) as s, s.begin():
-            s.add_all(
-                [
-                    Meta(key="format_version", value=str(FORMAT_VERSION)),
-                    Meta(key="settings", value=settings.to_json()),
-                    Meta(key="generation", value="0"),
-                ]
-            )
+    def create(cls, location: Location, settings: Settings) -> Store:
+        store = cls.connect(location)
+        try:
+            facts = store.backend.create(store.engine, Base.metadata)
+            with Session(store.engine) as s, s.begin():
+                s.add_all(
+                    [
+                        Meta(key="format_version", value=str(FORMAT_VERSION)),
+                        Meta(key="settings", value=settings.to_json()),
+                        Meta(key="generation", value="0"),
+                        *(Meta(key=k, value=v) for k, v in facts.items()),
+                    ]
+                )
+        except BaseException:
+            store.close()
+            raise
         return store
 
     @classmethod
-    def open(cls, path: Path, lock: WriteLock | None = None) -> Store:
+    def open(cls, location: Location, lock: Lock | None = None) -> Store:
         """Open an index database, upgrading an older format first.
 
         The upgrade runs while holding ``lock`` (the index's writer lock), so that two
         processes opening an old index never both migrate it.
         """
-        store = cls.connect(path)
+        store = cls.connect(location)
         try:
             version = store._format_version()
             if version < FORMAT_VERSION:
@@ -117,18 +133,18 @@ class Store:
 
     def _format_version(self) -> int:
         try:
-            has_meta = inspect(self.engine).has_table("meta")
+            has_meta = self.backend.has_index(self.engine)
             version = self.meta("format_version") if has_meta else None
         except (DatabaseError, OperationalError) as e:
             raise IndexCorrupt(
-                f"{self.path} is not a readable index database ({e.orig}); it cannot be "
+                f"{self.name} is not a readable index database ({e.orig}); it cannot be "
                 "repaired in place: index your documents again into a new folder"
             ) from e
         if version is None or self.meta("settings") is None:
-            raise IndexCorrupt(f"{self.path} has no index settings; it was not made by rag")
+            raise IndexCorrupt(f"{self.name} has no index settings; it was not made by rag")
         if int(version) > FORMAT_VERSION:
             raise IndexCorrupt(
-                f"{self.path} has index format {version}, newer than this rag reads "
+                f"{self.name} has index format {version}, newer than this rag reads "
                 f"({FORMAT_VERSION}); upgrade rag"
             )
         return int(version)
@@ -136,14 +152,9 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
-    def _ensure_lexical(self) -> None:
-        with self.engine.begin() as conn:
-            for stmt in FTS_DDL:
-                conn.exec_driver_sql(stmt)
-
     def _migrate(self, version: int) -> None:
         """Bring an index of an older format up to this one, in one transaction."""
-        log.info("upgrading %s from index format %d to %d", self.path, version, FORMAT_VERSION)
+        log.info("upgrading %s from index format %d to %d", self.name, version, FORMAT_VERSION)
         with self.engine.begin() as conn:
             migrate(conn, version, FORMAT_VERSION)
 
@@ -231,14 +242,14 @@ class Store:
             if wanted is None:
                 result = s.execute(select(ChunkRow.id, ChunkRow.embedding).order_by(ChunkRow.id))
                 while rows := result.fetchmany(batch):
-                    yield _unpack(rows, dim)
+                    yield unpack_embeddings(rows, dim)
             else:
                 for part in batches(wanted):
                     rows = s.execute(
                         select(ChunkRow.id, ChunkRow.embedding).where(ChunkRow.id.in_(part))
                     ).all()
                     if rows:
-                        yield _unpack(rows, dim)
+                        yield unpack_embeddings(rows, dim)
 
     def sample_embeddings(self, n: int, seed: int = 0) -> np.ndarray:
         """Up to ``n`` stored vectors picked at random, e.g. to train a clustering."""
@@ -260,7 +271,7 @@ class Store:
                     .where(ChunkRow.id.in_(part))
                 )
                 for c, d in s.execute(stmt):
-                    unit, part_name = _part_of(d.parts, c.page_start)
+                    unit, part_name = part_of(d.parts, c.page_start)
                     out[c.id] = StoredChunk(
                         id=c.id,
                         doc_pk=d.id,
@@ -294,39 +305,33 @@ class Store:
 
     def chunk_ids_where(self, where: Where) -> np.ndarray:
         """Ids of the chunks of the documents that meet ``where``."""
-        cond, params = document_filter(where)
-        sql = (
-            "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id "
-            f"WHERE {cond} ORDER BY c.id"
-        )
-        with self.engine.connect() as conn:
-            rows = conn.exec_driver_sql(sql, tuple(params)).fetchall()
-        return np.asarray([r[0] for r in rows], dtype=np.int64)
+        return self.backend.chunk_ids_where(self.engine, where)
 
     def lexical_search(
         self, query: str, limit: int, where: Where | None = None
     ) -> list[tuple[int, float]]:
-        """(chunk id, BM25 score) of the best ``limit`` chunks, best first."""
-        return bm25_search(self.engine, query, limit, where)
+        """(chunk id, lexical score) of the best ``limit`` chunks, best first."""
+        return self.backend.lexical_search(self.engine, query, limit, where)
 
     def lexical_ids(self) -> np.ndarray:
-        with self.engine.connect() as conn:
-            rows = conn.exec_driver_sql("SELECT rowid FROM chunks_fts ORDER BY rowid").fetchall()
-        return np.asarray([r[0] for r in rows], dtype=np.int64)
+        """Ids of the chunks the lexical index holds (all of them, when in step)."""
+        return self.backend.lexical_ids(self.engine)
 
     def integrity_problems(self) -> list[str]:
-        """What SQLite's own quick check finds wrong with the file (empty when healthy)."""
-        with self.engine.connect() as conn:
-            rows = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check").fetchall()]
-        return [] if rows == ["ok"] else [f"database: {r}" for r in rows]
+        """What the database finds wrong with itself (empty when healthy)."""
+        return self.backend.integrity_problems(self.engine)
+
+    def bytes_used(self) -> int:
+        return self.backend.bytes_used(self.engine)
 
     def documents_with_bad_embeddings(self, dim: int) -> list[int]:
         """Documents having a chunk whose stored embedding is not ``dim`` float32 values."""
-        stmt = (
-            select(ChunkRow.document_id)
-            .where(func.length(ChunkRow.embedding) != dim * 4)
-            .distinct()
+        size = (
+            func.vector_dims(ChunkRow.embedding)
+            if self.backend.pgvector
+            else func.length(ChunkRow.embedding) / 4
         )
+        stmt = select(ChunkRow.document_id).where(size != dim).distinct()
         with Session(self.engine) as s:
             return list(s.scalars(stmt))
 
@@ -348,8 +353,9 @@ class Store:
     ) -> tuple[list[int], list[int]]:
         """One batch in one transaction: see :func:`rag.storage.writer.write`."""
         return writer.write(
-            self.engine, writes, sources, remove_documents, remove_sources, precision
-        )
+            self.engine, self.backend, writes, sources, remove_documents, remove_sources,
+            precision,
+        )  # fmt: skip
 
     def precisions(self) -> list[str]:
         """What the stored embeddings were computed in (float32 before this was kept)."""
@@ -357,26 +363,6 @@ class Store:
         if raw:
             return raw.split(",")
         return ["float32"] if self.embedding_dim() is not None else []
-
-
-def _unpack(rows: Sequence[Any], dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, vectors) of the rows whose blob holds ``dim`` float32 values; others are skipped."""
-    good = [r for r in rows if r[1] is not None and len(r[1]) == dim * 4]
-    if len(good) < len(rows):
-        log.warning("skipped %d chunks with unusable embeddings", len(rows) - len(good))
-    ids = np.fromiter((r[0] for r in good), dtype=np.int64, count=len(good))
-    if not good:
-        return ids, np.zeros((0, dim), dtype=np.float32)
-    return ids, np.frombuffer(b"".join(r[1] for r in good), dtype=np.float32).reshape(-1, dim)
-
-
-def _part_of(parts: dict[str, Any] | None, page: int | None) -> tuple[str, str]:
-    """(unit, name of part ``page``) from a document's stored parts (NULL: pages)."""
-    if not isinstance(parts, dict):
-        return "page", ""
-    names = parts.get("names") or []
-    name = names[page - 1] if page is not None and 0 < page <= len(names) else ""
-    return str(parts.get("unit") or "page"), str(name or "")
 
 
 def _reached(root_column: Any, path_column: Any, root: str, paths: Iterable[str]) -> list[Any]:

@@ -1,6 +1,8 @@
 """The FAISS vectors of an index kept in step with its database.
 
-The database is the source of truth; ``vectors.faiss`` is derived from it. Before a
+The database is the source of truth; ``vectors.faiss`` is derived from it (on
+PostgreSQL without pgvector there is no file: each reader builds the vectors in
+memory from the stored embeddings and keeps them in step the same way). Before a
 search the in-memory vectors catch up with committed writes: what the database has
 and the vectors lack is added from the stored embeddings, what the vectors have and
 the database lost is dropped. A stale or damaged file is healed, never re-embedded.
@@ -12,12 +14,13 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from rag.errors import IndexCorrupt
 from rag.settings import Settings
-from rag.storage.lock import WriteLock
+from rag.storage.lock import Lock
 from rag.storage.store import Store
 from rag.storage.vectors import FLAT, IVF, VectorIndex, ivf_lists
 
@@ -26,11 +29,51 @@ log = logging.getLogger(__name__)
 VECTORS_FILE = "vectors.faiss"
 
 
-class SyncedVectors:
-    """The vector index of one index folder, loaded on first use and kept in sync."""
+class DenseIndex(Protocol):
+    """What a search needs of the vectors: their kind, number, and a search."""
 
-    def __init__(self, folder: Path, store: Store, settings: Settings, lock: WriteLock) -> None:
-        self.file = folder / VECTORS_FILE
+    @property
+    def kind(self) -> str: ...
+
+    def __len__(self) -> int: ...
+
+    def search(
+        self, queries: np.ndarray, k: int, among: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class Vectors(Protocol):
+    """The dense side of an index, kept in step with its database: FAISS in a file or
+    in memory (``SyncedVectors``), or pgvector inside PostgreSQL."""
+
+    @property
+    def current(self) -> DenseIndex | None: ...
+
+    def refresh(self) -> None: ...
+
+    def sync(self) -> bool: ...
+
+    def committed(self, removed: list[int], added: list[int], vectors: np.ndarray) -> None: ...
+
+    def reshape(self) -> bool: ...
+
+    def save(self) -> None: ...
+
+    def rebuild(self) -> None: ...
+
+    def file_kind(self) -> str: ...
+
+    def problems(self) -> list[str]: ...
+
+    def bytes_used(self) -> int: ...
+
+
+class SyncedVectors:
+    """FAISS vectors loaded on first use and kept in sync: from ``file`` when there is
+    one (an index folder), else built in memory from the stored embeddings."""
+
+    def __init__(self, file: Path | None, store: Store, settings: Settings, lock: Lock) -> None:
+        self.file = file
         self.store = store
         self.settings = settings
         self.lock = lock
@@ -60,7 +103,7 @@ class SyncedVectors:
         healed copy is saved when no writer holds the lock, so the next process
         starts from a good file.
         """
-        if not self.sync():
+        if not self.sync() or self.file is None:
             return
         with self.lock.try_hold() as held:
             if not held:
@@ -72,6 +115,9 @@ class SyncedVectors:
                 log.info("saved the healed %s", self.file.name)
             except OSError as e:  # a read-only index folder still searches
                 log.warning("could not save the healed %s: %s", self.file.name, e)
+
+    def bytes_used(self) -> int:
+        return self.file.stat().st_size if self.file is not None and self.file.exists() else 0
 
     def sync(self) -> bool:
         """Make the in-memory vectors match the database.
@@ -93,7 +139,7 @@ class SyncedVectors:
                 return False
             changed = False
             if self._vectors is None:
-                if self.file.exists():
+                if self.file is not None and self.file.exists():
                     try:
                         self._vectors = VectorIndex.load(self.file, dim)
                     except IndexCorrupt as e:
@@ -155,6 +201,8 @@ class SyncedVectors:
             return True
 
     def save(self) -> None:
+        if self.file is None:
+            return
         with self._guard:
             if self._vectors is None:
                 self.file.unlink(missing_ok=True)
@@ -166,13 +214,16 @@ class SyncedVectors:
         with self._guard:
             self._vectors = None
             self._generation = -1
-            self.file.unlink(missing_ok=True)
+            if self.file is not None:
+                self.file.unlink(missing_ok=True)
             self.sync()
             self.reshape()
             self.save()
 
     def file_kind(self) -> str:
         """The kind of the saved vectors file, read from its header without loading it."""
+        if self.file is None:
+            return self._vectors.kind if self._vectors is not None else FLAT
         try:
             with self.file.open("rb") as f:
                 head = f.read(4)
@@ -182,6 +233,8 @@ class SyncedVectors:
 
     def problems(self) -> list[str]:
         """How the saved file disagrees with the database (empty when it agrees)."""
+        if self.file is None:
+            return []
         db_ids = self.store.chunk_ids()
         dim = self.store.embedding_dim()
         name = self.file.name

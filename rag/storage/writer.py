@@ -1,9 +1,16 @@
-"""Writing one batch of documents, their chunks and sources, in one transaction."""
+"""Writing one batch of documents, their chunks and sources, in one transaction.
+
+Several writers may run at once (on PostgreSQL): a batch first locks the files it
+touches (``Backend.lock``; nothing to do on SQLite, whose one writer holds the file
+lock) and then decides from what is stored now, not from what its ingest saw when it
+started, which row each document replaces.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 from sqlalchemy import Engine, Integer, String, delete, func, insert, select, update
@@ -13,10 +20,18 @@ from rag.storage.records import DocumentWrite, SourceState, batches
 from rag.storage.schema import ChunkRow, DocumentRow, Meta, SourceRow
 
 PRECISION_KEY = "precision"
+META_LOCK = "meta"
+
+
+class Backend(Protocol):
+    def lock(self, session: Session, keys: Sequence[str]) -> None: ...
+
+    def first_vectors(self, session: Session, dim: int) -> None: ...
 
 
 def write(
     engine: Engine,
+    backend: Backend,
     writes: Sequence[DocumentWrite],
     sources: Sequence[SourceState] = (),
     remove_documents: Sequence[int] = (),
@@ -34,6 +49,11 @@ def write(
     removed: list[int] = []
     added: list[int] = []
     with Session(engine) as s, s.begin():
+        touched = [w.document.source for w in writes] + [src.path for src in sources]
+        touched += list(remove_sources)
+        for part in batches(list(remove_documents)):
+            touched += s.scalars(select(DocumentRow.source).where(DocumentRow.id.in_(part)))
+        backend.lock(s, touched)
         if remove_documents:
             removed += _drop_documents(s, remove_documents)
         for w in writes:
@@ -55,7 +75,7 @@ def write(
                     DocumentRow.root == w.root, DocumentRow.doc_id == doc.doc_id
                 )
             )
-            pk = w.pk if w.pk is not None else same_id
+            pk = _replaced(s, w, same_id)
             if same_id is not None and same_id != pk:
                 # another row holds this id under this root: this document replaces it
                 removed += _drop_documents(s, [same_id])
@@ -82,14 +102,13 @@ def write(
                 for c, v in zip(w.chunks, w.embeddings)
             ]
             if rows and s.get(Meta, "dim") is None:
-                s.add(Meta(key="dim", value=str(w.embeddings.shape[1])))
-                s.flush()
+                _first_vectors(s, backend, int(w.embeddings.shape[1]))
             if rows:
                 added += s.scalars(
                     insert(ChunkRow).returning(ChunkRow.id, sort_by_parameter_order=True), rows
                 ).all()
         if added:
-            _note_precision(s, precision)
+            _note_precision(s, backend, precision)
         for src in sources:
             s.execute(delete(SourceRow).where(SourceRow.path == src.path))
             s.add(SourceRow(path=src.path, root=src.root, size=src.size, mtime_ns=src.mtime_ns))
@@ -98,7 +117,38 @@ def write(
         _bump_generation(s)
     return removed, added
 
-def _note_precision(s: Session, precision: str) -> None:
+
+def _replaced(s: Session, w: DocumentWrite, same_id: int | None) -> int | None:
+    """The row ``w`` replaces: the one its ingest named if it still exists, else the
+    one stored for its file by now (another writer may have added it), else one under
+    the same root and id."""
+    if w.pk is not None and s.get(DocumentRow, w.pk) is not None:
+        return w.pk
+    doc = w.document
+    same_file = select(DocumentRow.id).where(DocumentRow.source == doc.source)
+    if doc.type == "jsonl":  # a JSONL file holds many documents, known by their ids
+        same_file = same_file.where(DocumentRow.doc_id == doc.doc_id)
+    else:
+        same_file = same_file.where(DocumentRow.type != "jsonl")
+    found = s.scalar(same_file.order_by(DocumentRow.id).limit(1))
+    return found if found is not None else same_id
+
+
+def _first_vectors(s: Session, backend: Backend, dim: int) -> None:
+    """Record the vectors' dimension with the first ones written (once, whoever is first)."""
+    backend.lock(s, [META_LOCK])
+    if s.scalar(select(Meta.value).where(Meta.key == "dim")) is None:
+        backend.first_vectors(s, dim)
+        s.add(Meta(key="dim", value=str(dim)))
+        s.flush()
+
+
+def _note_precision(s: Session, backend: Backend, precision: str) -> None:
+    row = s.get(Meta, PRECISION_KEY)
+    if row is not None and precision in row.value.split(","):
+        return
+    backend.lock(s, [META_LOCK])
+    s.expire_all()
     row = s.get(Meta, PRECISION_KEY)
     if row is None:
         s.add(Meta(key=PRECISION_KEY, value=precision))
@@ -112,12 +162,14 @@ def _drop_chunks(s: Session, document_pks: Sequence[int]) -> list[int]:
     s.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(document_pks)))
     return ids
 
+
 def _drop_documents(s: Session, pks: Sequence[int]) -> list[int]:
     removed: list[int] = []
     for part in batches(list(pks)):
         removed += _drop_chunks(s, part)
         s.execute(delete(DocumentRow).where(DocumentRow.id.in_(part)))
     return removed
+
 
 def _bump_generation(s: Session) -> None:
     s.execute(
