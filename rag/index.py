@@ -35,6 +35,7 @@ from rag.models.reranker import Reranker
 from rag.retrieval.fusion import DEFAULT_FUSION
 from rag.retrieval.search import DEFAULT_MODE, Searcher
 from rag.settings import Settings
+from rag.storage.copy import CopyReport, copy_index
 from rag.storage.layout import index_exists, vectors_for, writer_lock
 from rag.storage.location import Location
 from rag.storage.lock import WriteLock
@@ -278,6 +279,11 @@ class Index:
             len(report.documents), report.chunks, len(report.files), len(report.unmatched),
         )  # fmt: skip
         return report
+
+    def copy_to(self, destination: IndexLocation, lock_timeout: float = 5.0) -> CopyReport:
+        """Copy this index to a new folder or PostgreSQL schema; nothing is embedded."""
+        with self.lock.hold(lock_timeout):
+            return copy_index(self.store, Location.of(destination))
 
     # -- search -------------------------------------------------------------
 

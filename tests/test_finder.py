@@ -157,7 +157,7 @@ def test_without_the_finder_sentences_rank_by_similarity_and_overlap(tmp_path: P
 
 def test_a_question_longer_than_the_model_reads_is_cut_not_refused(finder: AnswerFinder) -> None:
     question = " ".join(["why is the sky blue on a clear afternoon"] * 60)
-    (p, span), = finder.find(question, ["The sky is blue because air scatters blue light most."])
+    ((p, span),) = finder.find(question, ["The sky is blue because air scatters blue light most."])
     assert 0.0 < p < 1.0 and 0 <= span.start <= span.end
 
 

@@ -343,7 +343,6 @@ def test_index_of_format_3_gains_parts_on_open(tmp_path: Path) -> None:
 # --- through the command line ---------------------------------------------------------
 
 
-
 def mixed_folder(docs: Path) -> dict[str, str]:
     """One good file of each new format and a broken one of each: broken name -> reason."""
     docs.mkdir()

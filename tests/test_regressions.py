@@ -342,8 +342,10 @@ def test_finder_confidence_is_the_balanced_maximum_likelihood_fit(
         hessian = (design * (weight * p * (1 - p))[:, None]).T @ design
         beta += np.linalg.solve(hessian, design.T @ (weight * (y - p)))
     shipped = np.array([FINDER_BIAS, *(FINDER_WEIGHTS[n] for n in names)])
+
     def loss(b: np.ndarray) -> float:
         p = 1.0 / (1.0 + np.exp(-design @ b))
         return float(-np.sum(weight * (y * np.log(p) + (1 - y) * np.log(1 - p))))
+
     assert loss(shipped) < loss(beta) + 0.003
     assert shipped == pytest.approx(beta, abs=0.6)

@@ -272,3 +272,29 @@ def repair(index_dir: str | None, wait: float) -> None:
     if problems:
         raise click.ClickException("still wrong after repair: " + "; ".join(problems))
     click.echo(f"{folder}: ok")
+
+
+@click.command()
+@click.argument("source", metavar="SRC")
+@click.argument("destination", metavar="DST")
+@click.option("--wait", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Seconds to wait for another process writing SRC.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@handle_errors
+def copy(source: str, destination: str, wait: float, as_json: bool) -> None:
+    """Copy an index to a new place, without embedding anything again.
+
+    SRC and DST are index folders or postgresql:// URLs, either way round; DST must
+    not hold an index yet. Its vectors (FAISS file or HNSW index) are built from the
+    copied embeddings.
+    """
+    with open_index(source) as idx:
+        report = idx.copy_to(destination, lock_timeout=wait)
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+        return
+    click.echo(
+        f"copied {counted(report.documents, 'document')} "
+        f"({counted(report.chunks, 'chunk')}) from {report.source} to {report.destination} "
+        f"in {report.seconds:.1f}s"
+    )

@@ -57,7 +57,7 @@ class Location:
                 f"schema must be a plain name (letters, digits, underscores; at most 63), "
                 f"got {schema!r} in {mask(text)}"
             )
-        rest = urlencode([(k, v) for k, v in params if k != "schema"])
+        rest = urlencode([(k, v) for k, v in params if k != "schema"], safe="/")
         driver = urlunsplit(("postgresql+psycopg", parts.netloc, parts.path, rest, ""))
         return cls(POSTGRESQL, url=driver, schema=schema)
 
@@ -77,7 +77,7 @@ class Location:
 def mask(url: str) -> str:
     """``url`` with any password replaced by ``***``."""
     parts = urlsplit(url)
-    if parts.password is None:
+    if not parts.password:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

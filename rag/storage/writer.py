@@ -102,7 +102,7 @@ def write(
                 for c, v in zip(w.chunks, w.embeddings)
             ]
             if rows and s.get(Meta, "dim") is None:
-                _first_vectors(s, backend, int(w.embeddings.shape[1]))
+                record_dimension(s, backend, int(w.embeddings.shape[1]))
             if rows:
                 added += s.scalars(
                     insert(ChunkRow).returning(ChunkRow.id, sort_by_parameter_order=True), rows
@@ -114,7 +114,7 @@ def write(
             s.add(SourceRow(path=src.path, root=src.root, size=src.size, mtime_ns=src.mtime_ns))
         for part in batches(list(remove_sources)):
             s.execute(delete(SourceRow).where(SourceRow.path.in_(part)))
-        _bump_generation(s)
+        bump_generation(s)
     return removed, added
 
 
@@ -134,7 +134,7 @@ def _replaced(s: Session, w: DocumentWrite, same_id: int | None) -> int | None:
     return found if found is not None else same_id
 
 
-def _first_vectors(s: Session, backend: Backend, dim: int) -> None:
+def record_dimension(s: Session, backend: Backend, dim: int) -> None:
     """Record the vectors' dimension with the first ones written (once, whoever is first)."""
     backend.lock(s, [META_LOCK])
     if s.scalar(select(Meta.value).where(Meta.key == "dim")) is None:
@@ -171,7 +171,7 @@ def _drop_documents(s: Session, pks: Sequence[int]) -> list[int]:
     return removed
 
 
-def _bump_generation(s: Session) -> None:
+def bump_generation(s: Session) -> None:
     s.execute(
         update(Meta)
         .where(Meta.key == "generation")
