@@ -218,7 +218,7 @@ def test_an_unreachable_database_is_one_clear_line(cli_fakes: None) -> None:
     url = "postgresql://nobody@127.0.0.1:1/nothing"
     with pytest.raises(DatabaseUnavailable, match=r"cannot reach the database at postgresql://"):
         Index.open(url)
-    code, out, err = run_cli("status", "--index", url)
+    code, _, err = run_cli("status", "--index", url)
     assert code == 1 and "cannot reach the database" in err and "Traceback" not in err
     code, _, err = run_cli("status", "--index", "postgresql://u:secret@127.0.0.1:1/x")
     assert code == 1 and "secret" not in err
