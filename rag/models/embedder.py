@@ -18,7 +18,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from rag.errors import InvalidValue, ModelError
+from rag.errors import IndexMismatch, InvalidValue, ModelError
 from rag.models import openvino_encoder
 from rag.models.batching import by_length
 from rag.models.lazy import Lazy, quiet_transformers
@@ -85,6 +85,19 @@ class Embedder(Protocol):
     def token_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         """Character spans of each text's tokens (no special tokens), for chunking."""
         ...
+
+
+def check_dim(embedder: str, dim: int, stored: int | None) -> None:
+    """Refuse vectors of another width than the index holds, before any is written.
+
+    The same embedder name can give other vectors: a server may serve another model
+    behind the same URL.
+    """
+    if stored is not None and dim != stored:
+        raise IndexMismatch(
+            f"embedder {embedder!r} gives {dim}-dimensional vectors but the index holds "
+            f"{stored}-dimensional ones; use the model that built it, or index into a new folder"
+        )
 
 
 def is_packaged_embedder(name: str) -> bool:
