@@ -32,6 +32,7 @@ from rag.errors import IndexCorrupt, IndexMismatch, IndexNotFound, InvalidValue
 from rag.models.embedder import Embedder
 from rag.models.registry import load_embedder
 from rag.models.reranker import Reranker
+from rag.models.tokenizers import describe_chunk_tokenizer
 from rag.retrieval.fusion import DEFAULT_FUSION
 from rag.retrieval.search import DEFAULT_MODE, Searcher
 from rag.settings import Settings
@@ -69,8 +70,11 @@ class IndexStatus:
     vector_index: str
     database_bytes: int
     vectors_bytes: int
-    # what the stored vectors were computed in: ["bfloat16"], ["float32"] or both
+    # what the stored vectors were computed in: ["bfloat16"], ["float32"] or both;
+    # ["server"] when a server computed them
     embed_precision: list[str]
+    # which tokenizer sized the chunks (rag.models.tokenizers.describe_chunk_tokenizer)
+    chunk_tokenizer: str = ""
 
 
 class Index:
@@ -390,4 +394,5 @@ class Index:
             database_bytes=self.store.bytes_used(),
             vectors_bytes=self.vectors.bytes_used(),
             embed_precision=self.store.precisions(),
+            chunk_tokenizer=describe_chunk_tokenizer(self.settings),
         )

