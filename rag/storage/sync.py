@@ -35,6 +35,9 @@ class DenseIndex(Protocol):
     @property
     def kind(self) -> str: ...
 
+    @property
+    def dim(self) -> int: ...
+
     def __len__(self) -> int: ...
 
     def search(
