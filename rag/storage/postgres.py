@@ -10,10 +10,11 @@ Tables are the same as on SQLite (``rag.storage.schema``), in the index's own sc
 - **Dense search**: pgvector when the database has it (``rag.storage.pgvectors``,
   HNSW over inner products of unit vectors); otherwise the embeddings are bytes and
   each reader searches them exactly with FAISS in memory.
-- **Many writers**: each batch is one transaction and first takes a transaction
-  advisory lock per file it touches, in one sorted order, then looks again at what
-  is stored for those files; so two writers adding the same file never store it
-  twice, and never deadlock on each other.
+- **Many writers**: each batch is one transaction. A unique index allows one
+  document per file (per file and id for JSONL lines), so two writers adding the same
+  file never store it twice: the second waits for the first to commit, then writes
+  its batch again as a replacement (``rag.storage.writer``). Rows are locked, not
+  whole files or the index, so writers on different files do not wait on each other.
 """
 
 from __future__ import annotations
@@ -120,6 +121,14 @@ class PostgresBackend:
             conn.exec_driver_sql(
                 "CREATE INDEX IF NOT EXISTS chunks_tsv_gin ON chunks USING gin (tsv)"
             )
+            conn.exec_driver_sql(
+                "CREATE UNIQUE INDEX IF NOT EXISTS documents_one_per_file ON documents "
+                "(source) WHERE kind <> 'jsonl'"
+            )
+            conn.exec_driver_sql(
+                "CREATE UNIQUE INDEX IF NOT EXISTS documents_one_per_line ON documents "
+                "(source, doc_id) WHERE kind = 'jsonl'"
+            )
         return {VECTOR_SEARCH_KEY: PGVECTOR if self.pgvector else EXACT}
 
     # -- search -------------------------------------------------------------
@@ -177,8 +186,8 @@ class PostgresBackend:
     # -- writing ------------------------------------------------------------
 
     def lock(self, session: Session, keys: Sequence[str]) -> None:
-        """Take a transaction advisory lock per key (a file path, or ``meta``), in one
-        sorted order so that two writers never wait on each other in a cycle."""
+        """Take a transaction advisory lock per key (such as ``meta``), in one sorted
+        order so that two writers never wait on each other in a cycle."""
         if not keys:
             return
         names = sorted({f"{self.schema}:{k}" for k in keys})

@@ -1,26 +1,38 @@
 """Writing one batch of documents, their chunks and sources, in one transaction.
 
-Several writers may run at once (on PostgreSQL): a batch first locks the files it
-touches (``Backend.lock``; nothing to do on SQLite, whose one writer holds the file
-lock) and then decides from what is stored now, not from what its ingest saw when it
-started, which row each document replaces.
+Several writers may run at once (on PostgreSQL). A batch decides from what is stored
+now, not from what its ingest saw when it started, which row each document replaces,
+and locks that row first. Two writers adding the same new file meet at a unique index
+(one document per file; ``rag.storage.postgres``): the second waits for the first to
+commit, fails, and runs its batch again, now replacing the first's row. A deadlock
+between two batches ends the same way. On SQLite the one writer holds the file lock.
 """
 
 from __future__ import annotations
 
+import logging
+import random
 import time
 from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
 from sqlalchemy import Engine, Integer, String, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from rag.storage.records import DocumentWrite, SourceState, batches
 from rag.storage.schema import ChunkRow, DocumentRow, Meta, SourceRow
 
+log = logging.getLogger(__name__)
+
 PRECISION_KEY = "precision"
 META_LOCK = "meta"
+# A batch that met another writer's at a unique index, or in a deadlock, runs again.
+WRITE_ATTEMPTS = 8
+# SQLSTATEs of those meetings: unique violation, deadlock, serialization failure.
+_CONFLICTS = {"23505", "40P01", "40001"}
 
 
 class Backend(Protocol):
@@ -45,15 +57,32 @@ def write(
     new ids. ``precision`` is what the embeddings were computed in; the index keeps
     the set of precisions its vectors were made in (meta ``precision``).
     """
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            return _write(engine, backend, writes, sources, remove_documents, remove_sources,
+                          precision)  # fmt: skip
+        except DBAPIError as e:
+            state = getattr(e.orig, "sqlstate", None)
+            if state not in _CONFLICTS or attempt == WRITE_ATTEMPTS:
+                raise
+            log.info("batch met another writer's (%s); writing it again", state)
+            time.sleep(random.uniform(0, 0.05 * 2**attempt))
+    raise AssertionError("unreachable")
+
+
+def _write(
+    engine: Engine,
+    backend: Backend,
+    writes: Sequence[DocumentWrite],
+    sources: Sequence[SourceState],
+    remove_documents: Sequence[int],
+    remove_sources: Sequence[str],
+    precision: str,
+) -> tuple[list[int], list[int]]:
     now = time.time()
     removed: list[int] = []
     added: list[int] = []
     with Session(engine) as s, s.begin():
-        touched = [w.document.source for w in writes] + [src.path for src in sources]
-        touched += list(remove_sources)
-        for part in batches(list(remove_documents)):
-            touched += s.scalars(select(DocumentRow.source).where(DocumentRow.id.in_(part)))
-        backend.lock(s, touched)
         if remove_documents:
             removed += _drop_documents(s, remove_documents)
         for w in writes:
@@ -109,9 +138,7 @@ def write(
                 ).all()
         if added:
             _note_precision(s, backend, precision)
-        for src in sources:
-            s.execute(delete(SourceRow).where(SourceRow.path == src.path))
-            s.add(SourceRow(path=src.path, root=src.root, size=src.size, mtime_ns=src.mtime_ns))
+        _record_sources(s, engine, sources)
         for part in batches(list(remove_sources)):
             s.execute(delete(SourceRow).where(SourceRow.path.in_(part)))
         bump_generation(s)
@@ -119,19 +146,33 @@ def write(
 
 
 def _replaced(s: Session, w: DocumentWrite, same_id: int | None) -> int | None:
-    """The row ``w`` replaces: the one its ingest named if it still exists, else the
-    one stored for its file by now (another writer may have added it), else one under
-    the same root and id."""
-    if w.pk is not None and s.get(DocumentRow, w.pk) is not None:
-        return w.pk
+    """The row ``w`` replaces, locked: the one its ingest named if it still exists,
+    else the one stored for its file by now (another writer may have added it), else
+    one under the same root and id."""
+    if w.pk is not None:
+        mine = select(DocumentRow.id).where(DocumentRow.id == w.pk).with_for_update()
+        if s.scalar(mine) is not None:
+            return w.pk
     doc = w.document
     same_file = select(DocumentRow.id).where(DocumentRow.source == doc.source)
     if doc.type == "jsonl":  # a JSONL file holds many documents, known by their ids
         same_file = same_file.where(DocumentRow.doc_id == doc.doc_id)
     else:
         same_file = same_file.where(DocumentRow.type != "jsonl")
-    found = s.scalar(same_file.order_by(DocumentRow.id).limit(1))
+    found = s.scalar(same_file.order_by(DocumentRow.id).limit(1).with_for_update())
     return found if found is not None else same_id
+
+
+def _record_sources(s: Session, engine: Engine, sources: Sequence[SourceState]) -> None:
+    """Record files as read: one row per path, whoever wrote it last."""
+    if not sources:
+        return
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    rows = [dict(path=x.path, root=x.root, size=x.size, mtime_ns=x.mtime_ns) for x in sources]
+    for part in batches(rows):
+        stmt = dialect.insert(SourceRow).values(part)
+        latest = {k: stmt.excluded[k] for k in ("root", "size", "mtime_ns")}
+        s.execute(stmt.on_conflict_do_update(index_elements=[SourceRow.path], set_=latest))
 
 
 def record_dimension(s: Session, backend: Backend, dim: int) -> None:
