@@ -70,10 +70,10 @@ class SourceState:
     mtime_ns: int
 
 
-def batches(items: Sequence[Any]) -> Iterator[list[Any]]:
-    """``items`` in runs of at most ``IN_BATCH``, each bound into one IN clause."""
-    for k in range(0, len(items), IN_BATCH):
-        yield list(items[k : k + IN_BATCH])
+def batches(items: Sequence[Any], size: int = IN_BATCH) -> Iterator[list[Any]]:
+    """``items`` in runs of at most ``size``, each bound into one IN clause."""
+    for k in range(0, len(items), size):
+        yield list(items[k : k + size])
 
 
 def unpack_embeddings(rows: Sequence[Any], dim: int) -> tuple[np.ndarray, np.ndarray]:

@@ -14,10 +14,10 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import Engine, Integer, String, delete, func, insert, select, update
+from sqlalchemy import Engine, Integer, String, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -31,6 +31,8 @@ PRECISION_KEY = "precision"
 META_LOCK = "meta"
 # A batch that met another writer's at a unique index, or in a deadlock, runs again.
 WRITE_ATTEMPTS = 8
+# (root, doc_id) pairs bound into one IN clause: two variables each.
+PAIR_BATCH = 400
 # SQLSTATEs of those meetings: unique violation, deadlock, serialization failure.
 _CONFLICTS = {"23505", "40P01", "40001"}
 
@@ -85,58 +87,49 @@ def _write(
     with Session(engine) as s, s.begin():
         if remove_documents:
             removed += _drop_documents(s, remove_documents)
-        for w in writes:
-            doc = w.document
-            values = dict(
-                root=w.root,
-                doc_id=doc.doc_id,
-                source=doc.source,
-                type=doc.type,
-                title=doc.title,
-                content_hash=doc.content_hash,
-                chars=len(doc.text),
-                meta=doc.metadata,
-                indexed_at=now,
-                parts=doc.parts,
-            )
-            same_id = s.scalar(
-                select(DocumentRow.id).where(
-                    DocumentRow.root == w.root, DocumentRow.doc_id == doc.doc_id
-                )
-            )
-            pk = _replaced(s, w, same_id)
-            if same_id is not None and same_id != pk:
-                # another row holds this id under this root: this document replaces it
-                removed += _drop_documents(s, [same_id])
-            if pk is None:
-                pk = s.scalar(insert(DocumentRow).values(**values).returning(DocumentRow.id))
-            else:
-                removed += _drop_chunks(s, [pk])
-                s.execute(update(DocumentRow).where(DocumentRow.id == pk).values(**values))
-            assert pk is not None
-            rows = [
-                dict(
-                    document_id=pk,
-                    ordinal=c.ordinal,
-                    text=c.text,
-                    start=c.start,
-                    end=c.end,
-                    line_start=c.line_start,
-                    line_end=c.line_end,
-                    page_start=c.page_start,
-                    page_end=c.page_end,
-                    heading=c.heading,
-                    embedding=np.asarray(v, dtype=np.float32).tobytes(),
-                )
-                for c, v in zip(w.chunks, w.embeddings)
-            ]
-            if rows and s.get(Meta, "dim") is None:
-                record_dimension(s, backend, int(w.embeddings.shape[1]))
-            if rows:
-                added += s.scalars(
-                    insert(ChunkRow).returning(ChunkRow.id, sort_by_parameter_order=True), rows
+        pks, clashing = _replaced(s, writes)
+        if clashing:
+            # another row holds a document's id under its root: the document replaces it
+            removed += _drop_documents(s, clashing)
+        replaced = [pk for pk in pks if pk is not None]
+        for part in batches(replaced):
+            removed += _drop_chunks(s, part)
+        values = [_document_values(w, now) for w in writes]
+        updates = [dict(v, id=pk) for v, pk in zip(values, pks) if pk is not None]
+        if updates:
+            s.execute(update(DocumentRow), updates)
+        new = [v for v, pk in zip(values, pks) if pk is None]
+        if new:
+            made = iter(
+                s.scalars(
+                    insert(DocumentRow).returning(DocumentRow.id, sort_by_parameter_order=True),
+                    new,
                 ).all()
-        if added:
+            )
+            pks = [pk if pk is not None else next(made) for pk in pks]
+        rows = [
+            dict(
+                document_id=pk,
+                ordinal=c.ordinal,
+                text=c.text,
+                start=c.start,
+                end=c.end,
+                line_start=c.line_start,
+                line_end=c.line_end,
+                page_start=c.page_start,
+                page_end=c.page_end,
+                heading=c.heading,
+                embedding=np.asarray(v, dtype=np.float32).tobytes(),
+            )
+            for w, pk in zip(writes, pks)
+            for c, v in zip(w.chunks, w.embeddings)
+        ]
+        if rows:
+            if s.get(Meta, "dim") is None:
+                record_dimension(s, backend, int(writes_dim(writes)))
+            added += s.scalars(
+                insert(ChunkRow).returning(ChunkRow.id, sort_by_parameter_order=True), rows
+            ).all()
             _note_precision(s, backend, precision)
         _record_sources(s, engine, sources)
         for part in batches(list(remove_sources)):
@@ -145,22 +138,73 @@ def _write(
     return removed, added
 
 
-def _replaced(s: Session, w: DocumentWrite, same_id: int | None) -> int | None:
-    """The row ``w`` replaces, locked: the one its ingest named if it still exists,
-    else the one stored for its file by now (another writer may have added it), else
-    one under the same root and id."""
-    if w.pk is not None:
-        mine = select(DocumentRow.id).where(DocumentRow.id == w.pk).with_for_update()
-        if s.scalar(mine) is not None:
-            return w.pk
+def writes_dim(writes: Sequence[DocumentWrite]) -> int:
+    """The width of the vectors written (of the first write that has any)."""
+    return next(int(w.embeddings.shape[1]) for w in writes if len(w.chunks))
+
+
+def _document_values(w: DocumentWrite, now: float) -> dict[str, Any]:
     doc = w.document
-    same_file = select(DocumentRow.id).where(DocumentRow.source == doc.source)
-    if doc.type == "jsonl":  # a JSONL file holds many documents, known by their ids
-        same_file = same_file.where(DocumentRow.doc_id == doc.doc_id)
-    else:
-        same_file = same_file.where(DocumentRow.type != "jsonl")
-    found = s.scalar(same_file.order_by(DocumentRow.id).limit(1).with_for_update())
-    return found if found is not None else same_id
+    return dict(
+        root=w.root,
+        doc_id=doc.doc_id,
+        source=doc.source,
+        type=doc.type,
+        title=doc.title,
+        content_hash=doc.content_hash,
+        chars=len(doc.text),
+        meta=doc.metadata,
+        indexed_at=now,
+        parts=doc.parts,
+    )
+
+
+def _replaced(s: Session, writes: Sequence[DocumentWrite]) -> tuple[list[int | None], list[int]]:
+    """The row each write replaces, locked, or None for a new one; and the rows that
+    hold a written document's root and id but are replaced by another row.
+
+    A write replaces the row its ingest named if that still exists, else the row
+    stored for its file by now (another writer may have added it), else the row with
+    its root and id.
+    """
+    named = [w.pk for w in writes if w.pk is not None]
+    alive: set[int] = set()
+    for part in batches(named):
+        alive.update(
+            s.scalars(select(DocumentRow.id).where(DocumentRow.id.in_(part)).with_for_update())
+        )
+    by_file: dict[tuple[str, str], int] = {}
+    wanted = sorted({w.document.source for w in writes if w.pk not in alive})
+    for part in batches(wanted):
+        files = (
+            select(DocumentRow.id, DocumentRow.source, DocumentRow.doc_id, DocumentRow.type)
+            .where(DocumentRow.source.in_(part))
+            .order_by(DocumentRow.id)
+            .with_for_update()
+        )
+        for row, source, doc_id, kind in s.execute(files):
+            # a JSONL file holds many documents, known by their ids; any other file one
+            by_file.setdefault((source, doc_id if kind == "jsonl" else ""), row)
+    by_id: dict[tuple[str, str], int] = {}
+    pairs = sorted({(w.root, w.document.doc_id) for w in writes})
+    for part in batches(pairs, PAIR_BATCH):
+        clause = tuple_(DocumentRow.root, DocumentRow.doc_id).in_(part)
+        found = s.execute(
+            select(DocumentRow.id, DocumentRow.root, DocumentRow.doc_id).where(clause)
+        )
+        by_id.update({(root, doc_id): pk for pk, root, doc_id in found})
+    pks: list[int | None] = []
+    clashing: list[int] = []
+    for w in writes:
+        doc = w.document
+        same_id = by_id.get((w.root, doc.doc_id))
+        pk: int | None = w.pk if w.pk in alive else None
+        if pk is None:
+            pk = by_file.get((doc.source, doc.doc_id if doc.type == "jsonl" else ""), same_id)
+        if same_id is not None and same_id != pk:
+            clashing.append(same_id)
+        pks.append(pk)
+    return pks, clashing
 
 
 def _record_sources(s: Session, engine: Engine, sources: Sequence[SourceState]) -> None:
