@@ -5,6 +5,11 @@ texts, re-index time of the unchanged corpus, nDCG@10 / Recall@100 / MRR@10, war
 search latency, and `rag --help` wall time.
 
     python scripts/bench_retrieval.py --data ../shared/data/scifact
+    python scripts/bench_retrieval.py --index IDX --postgres postgresql://localhost/rag
+
+With ``--postgres URL`` the folder index is also copied into that database (schema
+``bench_<split>``, replaced if there; nothing is embedded again) and the default
+modes are evaluated on both, side by side.
 """
 
 from __future__ import annotations
@@ -130,6 +135,7 @@ def main() -> None:
     ap.add_argument("--index", type=Path, default=None, help="index folder (default: temporary)")
     ap.add_argument("--skip-raw", action="store_true", help="skip the raw encode comparison")
     ap.add_argument("--latency-mode", default="hybrid", help="search mode timed for latency")
+    ap.add_argument("--postgres", metavar="URL", help="also evaluate a copy in this database")
     ap.add_argument("--limit-docs", type=int, default=None,
                     help="ingest only the first N documents; measure throughput only")  # fmt: skip
     args = ap.parse_args()
@@ -201,16 +207,60 @@ def main() -> None:
     print(f"  top hit's score, default hybrid, 200 queries: min {min(top):.3f}, "
           f"median {statistics.median(top):.3f}, max {max(top):.3f}")  # fmt: skip
 
+    print_latency(index, [queries[q] for q in qids[:200]], args.latency_mode)
+    if args.postgres:
+        compare_postgres(index, args.postgres, args.split, texts, qids, qrels, args.latency_mode)
+    print(f"`rag --help` wall time: {help_wall_time():.3f}s median of 7 (target <= 0.5s)")
+
+
+def print_latency(index: Any, texts: list[str], mode: str, label: str = "") -> None:
     lat = []
-    for q in qids[:200]:
+    for text in texts:
         t = time.perf_counter()
-        index.search(queries[q], 10, args.latency_mode)
+        index.search(text, 10, mode)
         lat.append(time.perf_counter() - t)
     lat.sort()
     p50, p95 = 1000 * lat[len(lat) // 2], 1000 * lat[int(len(lat) * 0.95)]
-    print(f"search latency warm ({args.latency_mode}, k=10, {len(lat)} queries): "
+    print(f"{label}search latency warm ({mode}, k=10, {len(lat)} queries): "
           f"p50 {p50:.1f} ms, p95 {p95:.1f} ms")  # fmt: skip
-    print(f"`rag --help` wall time: {help_wall_time():.3f}s median of 7 (target <= 0.5s)")
+
+
+def compare_postgres(
+    index: Any,
+    url: str,
+    split: str,
+    texts: list[str],
+    qids: list[str],
+    qrels: dict[str, dict[str, int]],
+    latency_mode: str,
+) -> None:
+    """Copy ``index`` into PostgreSQL and evaluate the default modes on both."""
+    from rag.index import Index
+    from rag.storage.location import Location
+    from rag.storage.store import Store
+
+    sep = "&" if "?" in url else "?"
+    where = Location.of(f"{url}{sep}schema=bench_{split}")
+    probe = Store.connect(where)
+    with probe.engine.begin() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{where.schema}" CASCADE')
+    probe.close()
+    report = index.copy_to(where)
+    print(f"copied to {where}: {report.chunks} chunks in {report.seconds:.1f}s")
+    copy = Index.open(where, index.embedder)
+    print("SQLite (FTS5, FAISS) against PostgreSQL (tsvector, pgvector HNSW), same rows:")
+    for mode in ("dense", "lexical", "hybrid"):
+        m = {}
+        for name, idx in (("sqlite", index), ("postgresql", copy)):
+            results = idx.search_documents(texts, 100, mode)
+            runs = {q: [h.doc_id for h in hits] for q, hits in zip(qids, results)}
+            m[name] = evaluate(runs, qrels)
+        a, b = m["sqlite"], m["postgresql"]
+        print(f"  {mode:8s} nDCG@10 sqlite {a['nDCG@10']:.4f}  postgresql {b['nDCG@10']:.4f}  "
+              f"(difference {b['nDCG@10'] - a['nDCG@10']:+.4f})  Recall@100 "
+              f"{a['Recall@100']:.4f} / {b['Recall@100']:.4f}")  # fmt: skip
+    print_latency(copy, texts[:200], latency_mode, "postgresql ")
+    copy.close()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import sqlalchemy
 
-from rag.errors import DatabaseUnavailable, IndexNotFound, InvalidValue
+from rag.errors import DatabaseUnavailable, IndexLocked, IndexNotFound, InvalidValue
 from rag.index import Index
 from rag.settings import Settings
 from rag.storage.location import Location
@@ -295,3 +295,16 @@ def test_chunk_ids_continue_after_a_copy(pg_url: str, corpus: Path, tmp_path: Pa
         copy.add(corpus)
         assert int(np.max(copy.store.chunk_ids())) > top
         assert copy.search("axolotls", 1, "lexical")[0].doc_id == "new.md"
+
+
+def test_writers_share_the_lock_and_repair_waits_for_them(pg_url: str, corpus: Path) -> None:
+    e = HashEmbedder()
+    with make(pg_url, e) as first, Index.open(pg_url, e) as second:
+        first.add(corpus)
+        with first.lock.writing(1), second.lock.writing(1):  # writers do not wait
+            with pytest.raises(IndexLocked, match="being updated by another process"):
+                second.repair(lock_timeout=0.3)
+        with first.lock.hold(1):
+            with pytest.raises(IndexLocked, match="being repaired"):
+                second.add(corpus, lock_timeout=0.3)
+        assert second.repair(lock_timeout=1)

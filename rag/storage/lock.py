@@ -116,7 +116,7 @@ class AdvisoryLock:
                 if timeout >= 0 and time.monotonic() >= deadline:
                     raise IndexLocked(
                         f"the index at {self.display} is being "
-                        f"{'repaired' if shared else 'updated'} by another process; "
+                        f"{'repaired or copied' if shared else 'updated'} by another process; "
                         "wait for it to finish and try again"
                     )
                 time.sleep(POLL_SECONDS)
