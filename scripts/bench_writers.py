@@ -199,13 +199,17 @@ def main() -> None:
         docs = sum(r["docs"] for r in reports)
         assert all(r["failed"] == 0 for r in reports) and docs == args.docs, reports
         rates[label] = docs / wall
-        print(f"{label}: {docs} documents, {sum(r['chunks'] for r in reports)} chunks in "
-              f"{wall:.1f}s = {docs / wall:.0f} documents/s; cores busy {100 * busy:.0f} %")
+        print(
+            f"{label}: {docs} documents, {sum(r['chunks'] for r in reports)} chunks in "
+            f"{wall:.1f}s = {docs / wall:.0f} documents/s; cores busy {100 * busy:.0f} %"
+        )
         for n, r in enumerate(reports, 1):
             other = r["wall"] - r["read"] - r["chunk"] - r["embed"] - r["write"]
-            print(f"  writer {n}: wall {r['wall']:.1f}s (its own CPU {r['cpu']:.1f}s) = read "
-                  f"{r['read']:.1f}s + chunk {r['chunk']:.1f}s + embed requests "
-                  f"{r['embed']:.1f}s + database writes {r['write']:.1f}s + rest {other:.1f}s")
+            print(
+                f"  writer {n}: wall {r['wall']:.1f}s (its own CPU {r['cpu']:.1f}s) = read "
+                f"{r['read']:.1f}s + chunk {r['chunk']:.1f}s + embed requests "
+                f"{r['embed']:.1f}s + database writes {r['write']:.1f}s + rest {other:.1f}s"
+            )
         with Index.open(schema_url) as idx:
             st = idx.status()
             assert st.documents == args.docs and idx.check() == [], idx.check()

@@ -301,10 +301,10 @@ def test_writers_share_the_lock_and_repair_waits_for_them(pg_url: str, corpus: P
     e = HashEmbedder()
     with make(pg_url, e) as first, Index.open(pg_url, e) as second:
         first.add(corpus)
-        with first.lock.writing(1), second.lock.writing(1):  # writers do not wait
-            with pytest.raises(IndexLocked, match="being updated by another process"):
-                second.repair(lock_timeout=0.3)
-        with first.lock.hold(1):
-            with pytest.raises(IndexLocked, match="being repaired"):
-                second.add(corpus, lock_timeout=0.3)
+        updated = pytest.raises(IndexLocked, match="being updated by another process")
+        # writers do not wait for each other; repair waits for them
+        with first.lock.writing(1), second.lock.writing(1), updated:
+            second.repair(lock_timeout=0.3)
+        with first.lock.hold(1), pytest.raises(IndexLocked, match="being repaired"):
+            second.add(corpus, lock_timeout=0.3)
         assert second.repair(lock_timeout=1)
