@@ -308,3 +308,28 @@ def test_writers_share_the_lock_and_repair_waits_for_them(pg_url: str, corpus: P
         with first.lock.hold(1), pytest.raises(IndexLocked, match="being repaired"):
             second.add(corpus, lock_timeout=0.3)
         assert second.repair(lock_timeout=1)
+
+
+def test_the_index_keeps_to_its_schema(postgres_server: str, corpus: Path) -> None:
+    admin = sqlalchemy.create_engine(Location.of(postgres_server).url)
+    with admin.begin() as conn:  # an application's own tables, in public and in a schema
+        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS public.documents (note text)")
+        conn.exec_driver_sql("CREATE SCHEMA IF NOT EXISTS app")
+        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS app.chunks (note text)")
+        conn.exec_driver_sql("INSERT INTO app.chunks VALUES ('mine')")
+    e = HashEmbedder()
+    with make(with_schema(postgres_server, "kept_apart"), e) as index:
+        assert index.add(corpus).added == 15
+    with pytest.raises(InvalidValue, match="already has tables named chunks"):
+        make(with_schema(postgres_server, "app"), e)
+    code, _, err = run_cli("copy", with_schema(postgres_server, "kept_apart"),
+                           with_schema(postgres_server, "app"))  # fmt: skip
+    assert code == 1 and "already has tables named chunks" in err
+    with admin.connect() as conn:
+        assert conn.exec_driver_sql("SELECT note FROM app.chunks").scalar() == "mine"
+        assert conn.exec_driver_sql("SELECT count(*) FROM public.documents").scalar() == 0
+    admin.dispose()
+    with pytest.raises(InvalidValue, match="lower-case"):
+        Location.of("postgresql://h/db?schema=Papers")
+    loc = Location.of("postgresql://u@h/db?password=hunter2&sslmode=require")
+    assert "hunter2" not in str(loc) and "sslmode=require" in str(loc)

@@ -20,15 +20,19 @@ from rag.errors import InvalidValue
 from rag.storage import writer
 from rag.storage.layout import index_exists, vectors_for, writer_lock
 from rag.storage.location import Location
+from rag.storage.lock import LOCK_FILE, PID_FILE
 from rag.storage.pgvectors import HNSW_INDEX
 from rag.storage.postgres import PostgresBackend
 from rag.storage.schema import Base, Meta
-from rag.storage.store import Store
+from rag.storage.store import DB_FILE, Store
+from rag.storage.sync import VECTORS_FILE
 
 log = logging.getLogger(__name__)
 
 # Rows read and written at a time.
 COPY_BATCH = 2000
+# What a copy may have made in a folder that existed before it.
+_FOLDER_FILES = (DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm", VECTORS_FILE, LOCK_FILE, PID_FILE)
 # Meta facts that travel with the rows (the rest is the destination's own).
 _COPIED_META = (writer.PRECISION_KEY,)
 
@@ -64,7 +68,12 @@ def copy_index(src: Store, dst: Location) -> CopyReport:
         if dst.folder.exists() and not dst.folder.is_dir():
             raise InvalidValue(f"{dst.folder} is a file, not a folder for an index")
         dst.folder.mkdir(parents=True, exist_ok=True)
-    target = Store.create(dst, src.settings())
+    try:
+        target = Store.create(dst, src.settings())  # on PostgreSQL, all or nothing
+    except BaseException:
+        if made_folder and dst.folder is not None:
+            shutil.rmtree(dst.folder, ignore_errors=True)
+        raise
     report = CopyReport(str(src.location), str(dst))
     try:
         _copy_rows(src, target, report)
@@ -110,7 +119,8 @@ def _copy_table(src: Store, s: Session, name: str) -> int:
     table = Base.metadata.tables[name]
     n = 0
     with src.engine.connect() as conn:
-        result = conn.execute(select(table).order_by(table.c.id))
+        streamed = conn.execution_options(stream_results=True, yield_per=COPY_BATCH)
+        result = streamed.execute(select(table).order_by(table.c.id))
         while rows := result.fetchmany(COPY_BATCH):
             s.execute(insert(table), [r._asdict() for r in rows])
             n += len(rows)
@@ -131,14 +141,14 @@ def _schema_exists(dst: Location) -> bool:
 
 def _remove(dst: Location, made: bool) -> None:
     """Undo a failed copy: what it created at ``dst`` (the folder or schema, if it made
-    them; else only the index's own files or tables)."""
+    them; else only the index's own files or tables: creating the index refused a
+    schema that already had tables of those names)."""
     if dst.folder is not None:
         if made:
             shutil.rmtree(dst.folder, ignore_errors=True)
         else:
-            for name in dst.folder.iterdir():
-                if name.name.startswith(("index.db", "vectors", "write.lock")):
-                    name.unlink(missing_ok=True)
+            for name in _FOLDER_FILES:
+                (dst.folder / name).unlink(missing_ok=True)
         return
     probe = Store.connect(dst)
     schema = f'"{dst.schema}"'

@@ -24,8 +24,10 @@ from rag.errors import InvalidValue
 FOLDER, POSTGRESQL = "folder", "postgresql"
 DEFAULT_SCHEMA = "rag"
 _SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
-# A schema name is used unquoted in messages and quoted in SQL; keep it plain.
-_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+# A schema name is used as it is in SQL and in the search path; keep it plain, lower case.
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# Query parameters of a URL that hold secrets (libpq's names).
+_SECRETS = ("password", "sslpassword")
 
 
 def is_url(text: str) -> bool:
@@ -54,7 +56,8 @@ class Location:
         schema = next((v for k, v in params if k == "schema"), DEFAULT_SCHEMA)
         if not _SCHEMA_NAME.fullmatch(schema):
             raise InvalidValue(
-                f"schema must be a plain name (letters, digits, underscores; at most 63), "
+                f"schema must be a plain name (lower-case letters, digits, underscores; "
+                f"at most 63), "
                 f"got {schema!r} in {mask(text)}"
             )
         rest = urlencode([(k, v) for k, v in params if k != "schema"], safe="/")
@@ -75,9 +78,14 @@ class Location:
 
 
 def mask(url: str) -> str:
-    """``url`` with any password replaced by ``***``."""
+    """``url`` with any password (in the address or the query) replaced by ``***``."""
     parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    netloc = parts.netloc
+    if parts.password:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    params = parse_qsl(parts.query, keep_blank_values=True)
+    query = parts.query
+    if any(k in _SECRETS for k, _ in params):
+        shown = [(k, "***" if k in _SECRETS else v) for k, v in params]
+        query = urlencode(shown, safe="/*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

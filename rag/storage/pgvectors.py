@@ -9,6 +9,9 @@ results are the best ``k`` of them, as on SQLite.
 
 from __future__ import annotations
 
+import os
+import re
+
 import numpy as np
 from sqlalchemy import Engine, text
 
@@ -21,6 +24,10 @@ HNSW = "hnsw"
 # search at 1M chunks (scripts/bench_scale.py --postgres). At least ``k`` are kept.
 EF_SEARCH = 100
 MAX_EF_SEARCH = 1000  # pgvector's limit
+# Memory for building the HNSW graph (PostgreSQL's maintenance_work_mem, for that build
+# only): 1M 384-dimensional vectors need about 2.5 GB to be built in memory.
+BUILD_MEMORY = "1GB"
+BUILD_MEMORY_ENV = "RAG_PG_BUILD_MEMORY"
 
 
 class PgVectorSearch:
@@ -105,7 +112,12 @@ class PgVectors:
         """Build the HNSW index again from the stored vectors."""
         if self.store.embedding_dim() is None:
             return
+        memory = os.environ.get(BUILD_MEMORY_ENV, BUILD_MEMORY)
+        if not re.fullmatch(r"\d+\s*(kB|MB|GB)", memory):
+            raise InvalidValue(f"${BUILD_MEMORY_ENV} must be a size such as 2GB, got {memory!r}")
         with self.store.engine.begin() as conn:
+            # the graph is built in memory when it fits, several times faster than on disk
+            conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{memory}'")
             conn.exec_driver_sql(f"DROP INDEX IF EXISTS {HNSW_INDEX}")
             conn.exec_driver_sql(
                 f"CREATE INDEX {HNSW_INDEX} ON chunks USING hnsw (embedding vector_ip_ops)"

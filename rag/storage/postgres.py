@@ -21,18 +21,19 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, MetaData, create_engine, inspect, text
+from sqlalchemy import Engine, MetaData, create_engine, insert, inspect, text
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from rag.errors import DatabaseUnavailable, InvalidValue
 from rag.storage.location import Location
-from rag.storage.schema import PGVECTOR_FLAG
+from rag.storage.schema import PGVECTOR_FLAG, Meta
 from rag.text import STOPWORDS, WORD
 from rag.types import Where
 
@@ -91,8 +92,8 @@ class PostgresBackend:
     def has_index(self, engine: Engine) -> bool:
         return inspect(engine).has_table("meta", schema=self.schema)
 
-    def create(self, engine: Engine, metadata: MetaData) -> dict[str, str]:
-        """Make the schema, its tables and the lexical index; returns meta facts to record."""
+    def create(self, engine: Engine, metadata: MetaData, meta: dict[str, str]) -> None:
+        """Make the schema, its tables, the lexical index and the ``meta`` rows, at once."""
         with engine.begin() as conn:
             conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
         self._use_pgvector(engine, _has_pgvector(engine))
@@ -103,10 +104,25 @@ class PostgresBackend:
                 "Install pgvector and index into a new schema for HNSW search",
                 self.location.display,
             )
-        metadata.create_all(engine)
         s = f'"{self.schema}"'
-        with engine.begin() as conn:
-            conn.exec_driver_sql("ALTER TABLE chunks ADD COLUMN IF NOT EXISTS tsv tsvector")
+        # tables made in the index's schema, whatever other schemas on the search path hold
+        scoped = engine.execution_options(schema_translate_map={None: self.schema})
+        with scoped.begin() as conn:
+            # two processes creating the same index: the second finds the first's
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+                {"k": f"{self.schema}:create"},
+            )
+            if inspect(conn).has_table("meta", schema=self.schema):
+                raise InvalidValue(f"an index already exists at {self.location}; open it instead")
+            taken = [t for t in metadata.tables if inspect(conn).has_table(t, self.schema)]
+            if taken:
+                raise InvalidValue(
+                    f"schema {self.schema} already has tables named {', '.join(taken)}; "
+                    "name another schema for the index (?schema=NAME)"
+                )
+            metadata.create_all(conn)
+            conn.exec_driver_sql(f"ALTER TABLE {s}.chunks ADD COLUMN tsv tsvector")
             conn.exec_driver_sql(
                 f"CREATE OR REPLACE FUNCTION {s}.chunks_tsv() RETURNS trigger AS $$ BEGIN "
                 f"NEW.tsv := to_tsvector('{TEXT_CONFIG}', coalesce((SELECT title FROM "
@@ -118,18 +134,17 @@ class PostgresBackend:
                 f"CREATE TRIGGER chunks_tsv BEFORE INSERT OR UPDATE OF text, heading ON "
                 f"{s}.chunks FOR EACH ROW EXECUTE FUNCTION {s}.chunks_tsv()"
             )
+            conn.exec_driver_sql(f"CREATE INDEX chunks_tsv_gin ON {s}.chunks USING gin (tsv)")
             conn.exec_driver_sql(
-                "CREATE INDEX IF NOT EXISTS chunks_tsv_gin ON chunks USING gin (tsv)"
-            )
-            conn.exec_driver_sql(
-                "CREATE UNIQUE INDEX IF NOT EXISTS documents_one_per_file ON documents "
+                f"CREATE UNIQUE INDEX documents_one_per_file ON {s}.documents "
                 "(source) WHERE kind <> 'jsonl'"
             )
             conn.exec_driver_sql(
-                "CREATE UNIQUE INDEX IF NOT EXISTS documents_one_per_line ON documents "
+                f"CREATE UNIQUE INDEX documents_one_per_line ON {s}.documents "
                 "(source, doc_id) WHERE kind = 'jsonl'"
             )
-        return {VECTOR_SEARCH_KEY: PGVECTOR if self.pgvector else EXACT}
+            facts = {**meta, VECTOR_SEARCH_KEY: PGVECTOR if self.pgvector else EXACT}
+            conn.execute(insert(Meta), [{"key": k, "value": v} for k, v in facts.items()])
 
     # -- search -------------------------------------------------------------
 
@@ -152,24 +167,33 @@ class PostgresBackend:
         if not words:
             return []
         total = max(self.chunk_count(engine), 1)
-        restrict, params = "", {"words": words, "total": total, "limit": limit}
-        if where is not None:
-            cond, extra = document_filter(where)
-            restrict = f"AND c.document_id IN (SELECT d.id FROM documents d WHERE {cond})"
-            params.update(extra)
-        sql = (
-            "WITH q AS (SELECT DISTINCT plainto_tsquery(:config, w) AS t "
-            "FROM unnest(CAST(:words AS text[])) AS w), "
-            "terms AS (SELECT t, (SELECT count(*) FROM chunks c WHERE c.tsv @@ q.t) AS df "
-            "FROM q WHERE numnode(t) > 0), "
-            "weighted AS (SELECT t, ln(1 + (greatest(:total, df) - df + 0.5) / (df + 0.5)) "
-            "AS idf FROM terms WHERE df > 0) "
-            "SELECT c.id, sum(w.idf * ts_rank(c.tsv, w.t, 1)) AS score "
-            f"FROM chunks c JOIN weighted w ON c.tsv @@ w.t WHERE true {restrict} "
-            "GROUP BY c.id ORDER BY score DESC, c.id LIMIT :limit"
+        # each word's query (stemmed) and how many chunks hold it, through the GIN index
+        stats = (
+            "SELECT q.t::text, (SELECT count(*) FROM chunks c WHERE c.tsv @@ q.t) "
+            "FROM (SELECT DISTINCT plainto_tsquery(:config, w) AS t "
+            "FROM unnest(CAST(:words AS text[])) AS w) q WHERE numnode(q.t) > 0"
         )
-        params["config"] = TEXT_CONFIG
         with engine.connect() as conn:
+            found = conn.execute(text(stats), {"config": TEXT_CONFIG, "words": words})
+            terms = [(t, int(df)) for t, df in found if df]
+            if not terms:
+                return []
+            params: dict[str, Any] = {"limit": limit, "any": " | ".join(f"({t})" for t, _ in terms)}
+            parts = []
+            for n, (term, df) in enumerate(terms):
+                idf = math.log(1 + (max(total, df) - df + 0.5) / (df + 0.5))
+                parts.append(f"{idf!r} * ts_rank(c.tsv, CAST(:t{n} AS tsquery), 1)")
+                params[f"t{n}"] = term
+            restrict = ""
+            if where is not None:
+                cond, extra = document_filter(where)
+                restrict = f" AND c.document_id IN (SELECT d.id FROM documents d WHERE {cond})"
+                params.update(extra)
+            sql = (
+                f"SELECT c.id, {' + '.join(parts)} AS score FROM chunks c "
+                f"WHERE c.tsv @@ CAST(:any AS tsquery){restrict} "
+                "ORDER BY score DESC, c.id LIMIT :limit"
+            )
             rows = conn.execute(text(sql), params)
             return [(int(r[0]), float(r[1])) for r in rows]
 

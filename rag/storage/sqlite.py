@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, MetaData, create_engine, event, inspect
+from sqlalchemy import Engine, MetaData, create_engine, event, insert, inspect
 from sqlalchemy.orm import Session
 
 from rag.storage.lexical import bm25_search, document_filter
-from rag.storage.schema import FTS_DDL
+from rag.storage.schema import FTS_DDL, Meta
 from rag.types import Where
 
 SQLITE = "sqlite"
@@ -47,13 +47,13 @@ class SqliteBackend:
     def has_index(self, engine: Engine) -> bool:
         return inspect(engine).has_table("meta")
 
-    def create(self, engine: Engine, metadata: MetaData) -> dict[str, str]:
-        """Make the tables and the lexical index; returns meta facts to record (none)."""
+    def create(self, engine: Engine, metadata: MetaData, meta: dict[str, str]) -> None:
+        """Make the tables, the lexical index and the ``meta`` rows."""
         metadata.create_all(engine)
         with engine.begin() as conn:
             for stmt in FTS_DDL:
                 conn.exec_driver_sql(stmt)
-        return {}
+            conn.execute(insert(Meta), [{"key": k, "value": v} for k, v in meta.items()])
 
     def lexical_search(
         self, engine: Engine, query: str, limit: int, where: Where | None

@@ -96,16 +96,12 @@ class Store:
     def create(cls, location: Location, settings: Settings) -> Store:
         store = cls.connect(location)
         try:
-            facts = store.backend.create(store.engine, Base.metadata)
-            with Session(store.engine) as s, s.begin():
-                s.add_all(
-                    [
-                        Meta(key="format_version", value=str(FORMAT_VERSION)),
-                        Meta(key="settings", value=settings.to_json()),
-                        Meta(key="generation", value="0"),
-                        *(Meta(key=k, value=v) for k, v in facts.items()),
-                    ]
-                )
+            meta = {
+                "format_version": str(FORMAT_VERSION),
+                "settings": settings.to_json(),
+                "generation": "0",
+            }
+            store.backend.create(store.engine, Base.metadata, meta)
         except BaseException:
             store.close()
             raise
@@ -326,12 +322,12 @@ class Store:
 
     def documents_with_bad_embeddings(self, dim: int) -> list[int]:
         """Documents having a chunk whose stored embedding is not ``dim`` float32 values."""
-        size = (
-            func.vector_dims(ChunkRow.embedding)
+        wrong = (
+            func.vector_dims(ChunkRow.embedding) != dim
             if self.backend.pgvector
-            else func.length(ChunkRow.embedding) / 4
+            else func.length(ChunkRow.embedding) != dim * 4
         )
-        stmt = select(ChunkRow.document_id).where(size != dim).distinct()
+        stmt = select(ChunkRow.document_id).where(wrong).distinct()
         with Session(self.engine) as s:
             return list(s.scalars(stmt))
 

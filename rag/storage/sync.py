@@ -91,6 +91,10 @@ class SyncedVectors:
 
     def committed(self, removed: list[int], added: list[int], vectors: np.ndarray) -> None:
         """Mirror one committed write batch in the in-memory vectors."""
+        if self.file is None:
+            # other processes may write too (PostgreSQL): the next search compares ids
+            self._generation = -1
+            return
         with self._guard:
             if self._vectors is None and len(added):
                 self._vectors = VectorIndex(vectors.shape[1])

@@ -169,10 +169,9 @@ def _replaced(s: Session, writes: Sequence[DocumentWrite]) -> tuple[list[int | N
     """
     named = [w.pk for w in writes if w.pk is not None]
     alive: set[int] = set()
-    for part in batches(named):
-        alive.update(
-            s.scalars(select(DocumentRow.id).where(DocumentRow.id.in_(part)).with_for_update())
-        )
+    for part in batches(sorted(named)):
+        mine = select(DocumentRow.id).where(DocumentRow.id.in_(part))
+        alive.update(s.scalars(mine.order_by(DocumentRow.id).with_for_update()))
     by_file: dict[tuple[str, str], int] = {}
     wanted = sorted({w.document.source for w in writes if w.pk not in alive})
     for part in batches(wanted):
@@ -189,10 +188,13 @@ def _replaced(s: Session, writes: Sequence[DocumentWrite]) -> tuple[list[int | N
     pairs = sorted({(w.root, w.document.doc_id) for w in writes})
     for part in batches(pairs, PAIR_BATCH):
         clause = tuple_(DocumentRow.root, DocumentRow.doc_id).in_(part)
-        found = s.execute(
-            select(DocumentRow.id, DocumentRow.root, DocumentRow.doc_id).where(clause)
+        found = (
+            select(DocumentRow.id, DocumentRow.root, DocumentRow.doc_id)
+            .where(clause)
+            .order_by(DocumentRow.id)
+            .with_for_update()
         )
-        by_id.update({(root, doc_id): pk for pk, root, doc_id in found})
+        by_id.update({(root, doc_id): row for row, root, doc_id in s.execute(found)})
     pks: list[int | None] = []
     clashing: list[int] = []
     for w in writes:
