@@ -88,7 +88,9 @@ class LookupEmbedder:
         return [[(0, len(t))] for t in texts]
 
 
-def run(n: int, kind: str, n_queries: int, seed: int, url: str | None = None) -> None:
+def run(
+    n: int, kind: str, n_queries: int, seed: int, url: str | None = None, reuse: bool = False
+) -> None:
     rng = np.random.default_rng(seed)
     vectors = synthetic(n, rng)
     picks = rng.integers(0, n, n_queries)
@@ -104,14 +106,15 @@ def run(n: int, kind: str, n_queries: int, seed: int, url: str | None = None) ->
         sep = "&" if "?" in url else "?"
         where = Location.of(f"{url}{sep}schema=scale_{n}_{kind}")
         drop = Store.connect(where)
-        with drop.engine.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{where.schema}" CASCADE')
+        if not reuse:
+            with drop.engine.begin() as conn:
+                conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{where.schema}" CASCADE')
         drop.close()
 
     t0 = time.perf_counter()
-    store = Store.create(where, settings)
+    store = Store.open(where) if reuse else Store.create(where, settings)
     batch = 20_000
-    for start in range(0, n, batch):
+    for start in range(0, 0 if reuse else n, batch):
         writes = []
         for i in range(start, min(n, start + batch)):
             text = " ".join(WORDS[(i * 7 + j * 13) % len(WORDS)] for j in range(24)) + f" {i}."
@@ -158,6 +161,8 @@ def run(n: int, kind: str, n_queries: int, seed: int, url: str | None = None) ->
         return 1000 * sorted(xs)[int(p * (len(xs) - 1))]
 
     nprobe = getattr(vecs, "nprobe", "-")
+    if reuse:
+        print(f"(the rows were written by an earlier run: {n:,} chunks, reused)")
     print(f"{n:>9,} chunks | {vecs.kind:4s} ({vecs.lists} lists, nprobe {nprobe}) | "
           f"{index.store.backend.kind} write {db_seconds:.0f}s, "
           f"vector build {build_seconds:.1f}s | "
@@ -202,6 +207,8 @@ def main() -> None:
     ap.add_argument("--real-index", type=Path, help="also measure IVF recall on this index")
     ap.add_argument("--real-queries", type=Path, help="JSONL queries for --real-index")
     ap.add_argument("--postgres", metavar="URL", help="build the index in this database")
+    ap.add_argument("--reuse", action="store_true",
+                    help="with --postgres: keep an earlier run's rows (same --seed)")  # fmt: skip
     args = ap.parse_args()
     if args.real_index:
         real_recall(args.real_index, args.real_queries)
@@ -209,7 +216,7 @@ def main() -> None:
     print("targets: p50 <= 20 ms at 100k, <= 50 ms at 1M, recall@10 >= 0.95 (2 cores)")
     for n in args.sizes:
         for kind in args.kinds:
-            run(n, kind, args.queries, args.seed, args.postgres)
+            run(n, kind, args.queries, args.seed, args.postgres, args.reuse)
 
 
 if __name__ == "__main__":
