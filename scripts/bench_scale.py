@@ -169,7 +169,8 @@ def run(
           f"vector memory {mem:.0f} MiB = {1024 * 1024 * mem / n:.0f} B/chunk, "
           f"vectors {vfile / 2**20:.0f} MiB, database {dbfile / 2**20:.0f} MiB "
           f"= {dbfile / n:.0f} B/chunk | "
-          f"FAISS p50 {pct(faiss_lat, .5):.2f} ms p95 {pct(faiss_lat, .95):.2f} ms | "
+          f"{'FAISS' if url is None else 'pgvector'} p50 {pct(faiss_lat, .5):.2f} ms "
+          f"p95 {pct(faiss_lat, .95):.2f} ms | "
           f"search p50 {pct(full_lat, .5):.2f} ms p95 {pct(full_lat, .95):.2f} ms | "
           f"recall@10 {recall:.3f}", flush=True)  # fmt: skip
     index.close()
