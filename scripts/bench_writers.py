@@ -1,14 +1,14 @@
 """Many writers into one PostgreSQL index: one writer's rate against two writers' at once.
 
-Embeddings come from a stub OpenAI-compatible server that answers at once with a fixed
-vector (rendered once), so what is measured is our write path and PostgreSQL, not a
+Embeddings come from a stub OpenAI-compatible server that answers at once with fixed
+vectors (rendered once), so what is measured is our write path and PostgreSQL, not a
 model. A synthetic corpus is split in two halves. First one writer indexes both halves
 into a fresh schema; then two writer processes index one half each, at the same time,
 into another. Each writer reports where its time went (reading files, chunking,
 embedding requests, database writes, the rest) and the run reports how busy the
 machine's cores were.
 
-    python scripts/bench_writers.py --docs 4000
+    python scripts/bench_writers.py --docs 8000
     python scripts/bench_writers.py --postgres postgresql://localhost/rag
 
 Without ``--postgres`` a PostgreSQL is started with pgserver in a temporary folder.
@@ -95,9 +95,13 @@ def write_corpus(folder: Path, n: int, chars: int, rng: np.random.Generator) -> 
 
 
 def stub_server() -> ThreadingHTTPServer:
-    """An embeddings endpoint answering every text with the same unit vector at once."""
-    vector = np.ones(DIM, dtype=np.float32) / np.sqrt(DIM)
-    item = json.dumps([float(x) for x in vector])
+    """An embeddings endpoint answering at once: each text gets one of a fixed set of
+    random unit vectors (rendered once), picked by a hash of the text, so the HNSW
+    index sees distinct vectors as it would from a model."""
+    rng = np.random.default_rng(1)
+    pool = rng.standard_normal((1024, DIM)).astype(np.float32)
+    pool /= np.linalg.norm(pool, axis=1, keepdims=True)
+    rendered = [json.dumps([round(float(x), 6) for x in v]) for v in pool]
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:
@@ -110,8 +114,9 @@ def stub_server() -> ThreadingHTTPServer:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
             data = ",".join(
-                f'{{"object": "embedding", "index": {i}, "embedding": {item}}}'
-                for i in range(len(texts))
+                f'{{"object": "embedding", "index": {i}, '
+                f'"embedding": {rendered[hash(t) % len(rendered)]}}}'
+                for i, t in enumerate(texts)
             )
             self._send(f'{{"object": "list", "model": "fixed", "data": [{data}]}}'.encode())
 
@@ -166,7 +171,7 @@ def run_writers(url: str, paths: list[Path]) -> tuple[float, list[dict[str, floa
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--postgres", metavar="URL", help="database to use (default: pgserver)")
-    ap.add_argument("--docs", type=int, default=4000, help="documents in all (two halves)")
+    ap.add_argument("--docs", type=int, default=8000, help="documents in all (two halves)")
     ap.add_argument("--chars", type=int, default=2000, help="characters per document")
     args = ap.parse_args()
 
