@@ -215,15 +215,21 @@ class SentenceTransformerEmbedder:
         return vectors
 
     def token_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
-        if not texts:
-            return []
-        enc = self.model.tokenizer(
-            list(texts),
-            add_special_tokens=False,
-            return_offsets_mapping=True,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-            truncation=False,
-            verbose=False,
-        )
-        return [[(int(a), int(b)) for a, b in spans] for spans in enc["offset_mapping"]]
+        return token_spans(self.model.tokenizer, texts)
+
+
+def token_spans(tokenizer: Any, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+    """Character spans of each text's tokens (no special tokens) by a Hugging Face
+    tokenizer, for chunking."""
+    if not texts:
+        return []
+    enc = tokenizer(
+        list(texts),
+        add_special_tokens=False,
+        return_offsets_mapping=True,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        truncation=False,
+        verbose=False,
+    )
+    return [[(int(a), int(b)) for a, b in spans] for spans in enc["offset_mapping"]]

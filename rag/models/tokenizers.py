@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from rag.errors import ModelError
-from rag.models.embedder import is_packaged_embedder, packaged_embedder_path
+from rag.models.embedder import is_packaged_embedder, packaged_embedder_path, token_spans
 from rag.models.generation import is_endpoint
 from rag.models.lazy import Lazy, quiet_transformers
 from rag.settings import Settings
@@ -115,18 +115,7 @@ class LocalTokenizer:
         return tokenizer
 
     def token_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
-        if not texts:
-            return []
-        enc = self._tokenizer.get()(
-            list(texts),
-            add_special_tokens=False,
-            return_offsets_mapping=True,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-            truncation=False,
-            verbose=False,
-        )
-        return [[(int(a), int(b)) for a, b in spans] for spans in enc["offset_mapping"]]
+        return token_spans(self._tokenizer.get(), texts) if texts else []
 
 
 def chunk_tokenizer(settings: Settings, embedder: Tokenizer) -> Tokenizer:
