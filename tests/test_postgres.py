@@ -333,3 +333,17 @@ def test_the_index_keeps_to_its_schema(postgres_server: str, corpus: Path) -> No
         Location.of("postgresql://h/db?schema=Papers")
     loc = Location.of("postgresql://u@h/db?password=hunter2&sslmode=require")
     assert "hunter2" not in str(loc) and "sslmode=require" in str(loc)
+
+
+@pytest.mark.models
+def test_the_packaged_embedder_in_postgresql(pg_url: str, corpus: Path) -> None:
+    from rag.models.embedder import SentenceTransformerEmbedder
+
+    e = SentenceTransformerEmbedder()
+    with Index.create(pg_url, Settings(), e) as index:
+        assert index.add(corpus).added == 15
+        top = index.search("which network judges whether an image is real or fake?", k=3)
+        assert top[0].doc_id == "generative-adversarial-networks.md"
+        assert "discriminator" in " ".join(h.text for h in top).lower()
+        st = index.status()
+        assert st.vector_index == "hnsw" and st.vectors == st.chunks
