@@ -347,3 +347,35 @@ def test_the_packaged_embedder_in_postgresql(pg_url: str, corpus: Path) -> None:
         assert "discriminator" in " ".join(h.text for h in top).lower()
         st = index.status()
         assert st.vector_index == "hnsw" and st.vectors == st.chunks
+
+
+def test_metadata_filters_match_alike_on_both(where: str, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    rows = [
+        {"_id": "t", "text": "Herons wade.", "flag": True, "tags": ["a", "b"]},
+        {"_id": "one", "text": "Herons fish.", "flag": 1, "tags": ["b"]},
+        {"_id": "f", "text": "Herons fly.", "flag": False, "score": 2.5},
+        {"_id": "s", "text": "Herons nest.", "flag": "1", "score": 2},
+    ]
+    (docs / "h.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with make(where, HashEmbedder()) as index:
+        index.add(docs)
+
+        def found(**cond: object) -> set[str]:
+            return {h.doc_id for h in index.search("herons", 10, "lexical", cond)}
+
+        assert found(flag=True) == found(flag=1) == {"t", "one"}
+        assert found(flag=False) == found(flag=0) == {"f"}
+        assert found(flag="1") == {"s"}
+        assert found(score=2) == {"s"} and found(score=2.5) == {"f"}
+        assert found(tags=["a", "b"]) == {"t"}
+
+
+def test_glob_classes_translate_like_sqlite() -> None:
+    import re
+
+    for pattern, yes, no in [("[]]x", "]x", "ax"), ("[^]]x", "ax", "]x")]:
+        rx = re.compile(glob_regex(pattern))
+        assert rx.search(yes) and not rx.search(no), pattern
+    assert not re.search(glob_regex("a[b"), "a[b")  # SQLite: an unclosed class, no match

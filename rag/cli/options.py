@@ -35,6 +35,10 @@ def handle_errors(func: F) -> F:
             if "sqlalchemy" in sys.modules:
                 from sqlalchemy.exc import DatabaseError
 
+                if isinstance(e, DatabaseError) and "psycopg" in type(e.orig).__module__:
+                    # a server's refusal or a dropped connection, not a damaged file
+                    reason = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
+                    raise click.ClickException(f"the database failed: {reason}") from e
                 if isinstance(e, DatabaseError):
                     raise click.ClickException(
                         f"the index database is damaged ({e.orig}); "

@@ -35,7 +35,9 @@ def document_filter(where: Where) -> tuple[str, list[Any]]:
         params.append(where.type)
     for key, value in where.metadata.items():
         conds.append(f"json_extract(d.metadata, '$.\"{key}\"') = ?")
-        params.append(json.dumps(value) if isinstance(value, (list, dict)) else value)
+        # json_extract gives lists and objects as compact JSON text
+        compact = isinstance(value, (list, dict))
+        params.append(json.dumps(value, separators=(",", ":")) if compact else value)
     return " AND ".join(conds), params
 
 

@@ -284,9 +284,22 @@ def document_filter(where: Where) -> tuple[str, dict[str, Any]]:
         conds.append("d.kind = :kind")
         params["kind"] = where.type
     for n, (key, value) in enumerate(where.metadata.items()):
-        conds.append(f"d.metadata -> :key{n} = CAST(:value{n} AS jsonb)")
         params[f"key{n}"] = key
-        params[f"value{n}"] = json.dumps(value)
+        if value is None:  # as on SQLite, where json_extract gives NULL, equal to nothing
+            conds.append("false")
+            continue
+        # as on SQLite, where JSON true and false read as 1 and 0
+        same = (
+            [True, 1]
+            if value is True or value == 1
+            else [False, 0]
+            if value in (0, False)
+            else [value]
+        )
+        names = [f"value{n}_{m}" for m in range(len(same))]
+        params.update({name: json.dumps(v) for name, v in zip(names, same)})
+        listed = ", ".join(f"CAST(:{name} AS jsonb)" for name in names)
+        conds.append(f"d.metadata -> :key{n} IN ({listed})")
     return " AND ".join(conds), params
 
 
@@ -303,8 +316,10 @@ def glob_regex(pattern: str) -> str:
             out.append(".*")
         elif ch == "?":
             out.append(".")
-        elif ch == "[" and "]" in pattern[i + 2 :]:
-            end = pattern.index("]", i + 2)
+        elif ch == "[" and _class_end(pattern, i) < 0:
+            return "^$.^"  # an unclosed class: SQLite's GLOB matches nothing
+        elif ch == "[":
+            end = _class_end(pattern, i)
             body = pattern[i + 1 : end]
             neg = body.startswith("^")
             body = body[1:] if neg else body
@@ -314,3 +329,22 @@ def glob_regex(pattern: str) -> str:
             out.append(re.escape(ch))
         i += 1
     return "".join(out) + "$"
+
+
+def _class_end(pattern: str, start: int) -> int:
+    """Where the character class opened at ``start`` closes (-1: it does not); a ``]``
+    first in the class, after any ``^``, is one of its characters."""
+    j = start + 1
+    if j < len(pattern) and pattern[j] == "^":
+        j += 1
+    if j < len(pattern) and pattern[j] == "]":
+        j += 1
+    return pattern.find("]", j)
+
+
+def _alike(value: Any) -> list[Any]:
+    """The JSON values SQLite's filter finds equal to ``value``: true and 1 are one
+    value there, and false and 0."""
+    if isinstance(value, (bool, int, float)) and value in (0, 1):
+        return [bool(value), int(value)]
+    return [value]
