@@ -27,7 +27,8 @@ LAYERS = {
     "rag.retrieval": 3,
     "rag.index": 4,
     "rag.answer": 5,
-    "rag.cli": 6,
+    "rag.server": 6,
+    "rag.cli": 7,
 }
 MAX_LINES = 400
 

@@ -1,0 +1,48 @@
+"""``rag`` with the fake models registered, for tests that run ``rag serve`` as a process.
+
+``python -m tests.serving serve --index IDX --port N`` is ``rag serve`` in a process that
+knows ``fake-hash``, ``fake-echo`` and ``fake-slow`` (an echo that takes its time).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from rag.cli import main
+from rag.models.generation import CopyFrom, Generation
+from rag.models.registry import register_embedder, register_generator
+from tests.fakes import EchoGenerator, HashEmbedder
+
+# How long the slow generator takes to answer, in seconds.
+SLOW_SECONDS = 2.0
+
+
+class SlowGenerator(EchoGenerator):
+    name = "fake-slow"
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        max_new_tokens: int = 64,
+        stop: Sequence[str] = (),
+        on_token: Callable[[str], None] | None = None,
+        copy_from: CopyFrom | None = None,
+    ) -> Generation:
+        time.sleep(SLOW_SECONDS)
+        return super().generate(
+            prompt, max_new_tokens=max_new_tokens, stop=stop, on_token=on_token,
+            copy_from=copy_from,
+        )  # fmt: skip
+
+
+def register() -> None:
+    register_embedder("fake-hash", HashEmbedder)
+    register_generator("fake-echo", EchoGenerator)
+    register_generator("fake-slow", SlowGenerator)
+
+
+if __name__ == "__main__":
+    register()
+    main()
