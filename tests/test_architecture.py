@@ -157,6 +157,7 @@ def test_docstring_examples_hold() -> None:
         "rag.answer.shape",
         "rag.models.batching",
         "rag.models.tokenizers",
+        "rag.server.documents",
     ):
         result = doctest.testmod(importlib.import_module(name))
         assert result.attempted > 0 and result.failed == 0, name

@@ -141,4 +141,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def failed(request: Request, exc: Exception) -> JSONResponse:
         log.exception("%s failed", request.url.path)
+        orig = getattr(exc, "orig", None)  # a database driver's error, wrapped by SQLAlchemy
+        if orig is not None and "psycopg" in type(orig).__module__:
+            reason = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+            return error_response(503, f"the database failed: {reason}", "database_unavailable")
         return error_response(500, "the server failed to answer; see its log", "internal_error")
