@@ -1,13 +1,16 @@
 """``rag`` with the fake models registered, for tests that run ``rag serve`` as a process.
 
 ``python -m tests.serving serve --index IDX --port N`` is ``rag serve`` in a process that
-knows ``fake-hash``, ``fake-echo`` and ``fake-slow`` (an echo that takes its time).
+knows ``fake-hash`` (slow on texts marked ``SLOW_MARK``), ``fake-echo`` and
+``fake-slow`` (an echo that takes its time).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+
+import numpy as np
 
 from rag.cli import main
 from rag.models.generation import CopyFrom, Generation
@@ -16,6 +19,17 @@ from tests.fakes import EchoGenerator, HashEmbedder
 
 # How long the slow generator takes to answer, in seconds.
 SLOW_SECONDS = 2.0
+# Text holding this takes the embedder SLOW_SECONDS to embed: an ingest to stop a server in.
+SLOW_MARK = "slow-to-embed"
+
+
+class SlowHashEmbedder(HashEmbedder):
+    """``fake-hash``, but slow on texts that hold ``SLOW_MARK``."""
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if any(SLOW_MARK in t for t in texts):
+            time.sleep(SLOW_SECONDS)
+        return super().embed(texts)
 
 
 class SlowGenerator(EchoGenerator):
@@ -38,7 +52,7 @@ class SlowGenerator(EchoGenerator):
 
 
 def register() -> None:
-    register_embedder("fake-hash", HashEmbedder)
+    register_embedder("fake-hash", SlowHashEmbedder)
     register_generator("fake-echo", EchoGenerator)
     register_generator("fake-slow", SlowGenerator)
 

@@ -25,6 +25,7 @@ from rag.settings import Settings
 from tests.conftest import CORPUS, ROOT
 from tests.conftest import run_cli as run
 from tests.fakes import HashEmbedder
+from tests.serving import SLOW_MARK
 
 QUESTION = "what is the reparameterization trick?"
 
@@ -368,6 +369,15 @@ def test_chat_completions_stream_ends_with_done(server: Server) -> None:
     assert chunks[-1]["sources"] == whole["sources"]
 
 
+def test_no_cross_origin_calls_unless_allowed(server: Server) -> None:
+    origin = {"Origin": "http://evil.example"}
+    status, headers, _ = call("GET", server.url + "/v1/status", headers=origin)
+    assert status == 200 and "access-control-allow-origin" not in {h.lower() for h in headers}
+    preflight = {**origin, "Access-Control-Request-Method": "POST"}
+    status, headers, _ = call("OPTIONS", server.url + "/v1/search", headers=preflight)
+    assert status == 405 and "access-control-allow-origin" not in {h.lower() for h in headers}
+
+
 def test_models_and_openapi(server: Server) -> None:
     models = ok("GET", server.url + "/v1/models")
     assert models["object"] == "list" and [m["id"] for m in models["data"]] == ["rag"]
@@ -378,8 +388,12 @@ def test_models_and_openapi(server: Server) -> None:
 
 
 def test_a_token_is_required_when_given(folder: Path, index: Path) -> None:
-    srv = Server(folder, "--index", str(index), "--token", "s3cret")
+    origin = "http://app.example"
+    srv = Server(folder, "--index", str(index), "--token", "s3cret", "--cors-origin", origin)
     try:
+        preflight = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+        status, headers, _ = call("OPTIONS", srv.url + "/v1/search", headers=preflight)
+        assert status == 200 and headers["access-control-allow-origin"] == origin
         assert refused(401, "GET", srv.url + "/v1/status")["type"] == "unauthorized"
         refused(401, "GET", srv.url + "/v1/status", headers={"Authorization": "Bearer wrong"})
         refused(401, "GET", srv.url + "/openapi.json")
@@ -420,6 +434,27 @@ def test_a_full_ask_queue_answers_503_while_searches_go_on(folder: Path, index: 
         assert results == [200]
     finally:
         assert srv.stop() == 0
+
+
+def test_sigterm_lets_an_upload_being_indexed_finish(folder: Path, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    shutil.copytree(CORPUS, docs, ignore=shutil.ignore_patterns("questions.jsonl"))
+    index = build(tmp_path, docs)
+    srv = Server(folder, "--index", str(index))
+    results: list[int] = []
+    data, headers = multipart({"late.md": f"# Late\n\nA document {SLOW_MARK}.\n".encode()})
+    upload = threading.Thread(
+        target=lambda: results.append(
+            call("POST", srv.url + "/v1/documents", data=data, headers=headers)[0]
+        )
+    )
+    upload.start()
+    time.sleep(0.7)  # the upload is being embedded
+    assert srv.stop() == 0, srv.log.read_text()
+    upload.join()
+    assert results == [201]
+    with Index.open(index) as idx:
+        assert [d.doc_id for d in idx.store.documents_with_id("late.md")] == ["late.md"]
 
 
 @pytest.mark.models

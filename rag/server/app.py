@@ -16,9 +16,12 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from rag.index import Index
 from rag.models.generation import Generator
-from rag.server import chat, documents, errors, query
+from rag.server.chat import router as chat_api
+from rag.server.documents import router as documents_api
+from rag.server.errors import install as install_error_handlers
 from rag.server.generation import Answers
 from rag.server.guards import BearerToken, BodyLimit
+from rag.server.query import router as query_api
 
 MIB = 1024 * 1024
 
@@ -50,10 +53,10 @@ def create_app(index: Index, generator: Generator, options: ServeOptions) -> Fas
     )
     answers = Answers(index, generator, options.ask_queue)
     app.state.answers = answers
-    errors.install(app)
-    app.include_router(query.router(index, answers))
-    app.include_router(documents.router(index, options.uploads))
-    app.include_router(chat.router(answers, options.model_id))
+    install_error_handlers(app)
+    app.include_router(query_api(index, answers))
+    app.include_router(documents_api(index, options.uploads))
+    app.include_router(chat_api(answers, options.model_id))
     # the last one added sees a request first: CORS answers preflights without a token
     app.add_middleware(BodyLimit, limit=options.max_body_bytes)
     if options.token:
