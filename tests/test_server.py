@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -107,6 +108,33 @@ def refused(status: int, method: str, url: str, body: Any = None, **kw: Any) -> 
     error = json.loads(raw)["error"]
     assert set(error) == {"message", "type"} and error["message"]
     return error
+
+
+def oversized(
+    server: Server, data: bytes, headers: dict[str, str], chunked: bool
+) -> tuple[int, bytes]:
+    """Upload ``data``; the server may answer and close before the body is all sent."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    try:
+        conn.putrequest("POST", "/v1/documents")
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.putheader(*(("Transfer-Encoding", "chunked") if chunked else
+                         ("Content-Length", str(len(data)))))  # fmt: skip
+        conn.endheaders()
+        try:
+            step = 256 * 1024
+            for start in range(0, len(data), step):
+                piece = data[start : start + step]
+                conn.send(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            if chunked:
+                conn.send(b"0\r\n\r\n")
+        except OSError:  # refused while sending: the answer is waiting all the same
+            pass
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
 
 
 def multipart(files: dict[str, bytes]) -> tuple[bytes, dict[str, str]]:
@@ -281,14 +309,19 @@ def test_hostile_requests_are_refused_and_the_server_keeps_serving(
         refused(404, "DELETE", f"{server.url}/v1/documents/{target}")
     assert ok("GET", server.url + "/v1/status")["documents"] == documents
 
-    for name in (".hidden.md", "..", "evil.exe"):
+    for name in (".hidden.md", "..", "evil.exe", "/"):
         data, headers = multipart({name: b"some text\n"})
         refused(400, "POST", server.url + "/v1/documents", data=data, headers=headers)
-    data, headers = multipart({"big.txt": b"word " * 700_000})
+    data, headers = multipart({"empty.md": b"  \n"})
     assert (
-        refused(413, "POST", server.url + "/v1/documents", data=data, headers=headers)["type"]
-        == "too_large"
+        "empty.md: empty file"
+        in refused(400, "POST", server.url + "/v1/documents", data=data, headers=headers)["message"]
     )
+    assert not (index / "uploads" / "empty.md").exists()
+    data, headers = multipart({"big.txt": b"word " * 700_000})
+    for chunked in (False, True):  # the length declared, or found out while reading
+        status, raw = oversized(server, data, headers, chunked)
+        assert status == 413 and json.loads(raw)["error"]["type"] == "too_large", raw
     assert not (index / "uploads" / "big.txt").exists()
 
     bad_json = {"Content-Type": "application/json"}
@@ -381,6 +414,7 @@ def test_no_cross_origin_calls_unless_allowed(server: Server) -> None:
 def test_models_and_openapi(server: Server) -> None:
     models = ok("GET", server.url + "/v1/models")
     assert models["object"] == "list" and [m["id"] for m in models["data"]] == ["rag"]
+    refused(404, "GET", server.url + "/docs")  # its page would load scripts from a CDN
     spec = ok("GET", server.url + "/openapi.json")
     assert {"/v1/search", "/v1/ask", "/v1/status", "/v1/documents", "/v1/chat/completions"} <= set(
         spec["paths"]
@@ -450,6 +484,9 @@ def test_sigterm_lets_an_upload_being_indexed_finish(folder: Path, tmp_path: Pat
     )
     upload.start()
     time.sleep(0.7)  # the upload is being embedded
+    started = time.monotonic()
+    hits = ok("POST", srv.url + "/v1/search", {"query": "diffusion noise", "k": 2})["hits"]
+    assert time.monotonic() - started < 1.0 and len(hits) == 2  # not held up by the ingest
     assert srv.stop() == 0, srv.log.read_text()
     upload.join()
     assert results == [201]

@@ -55,7 +55,7 @@ def serve(
 ) -> None:
     """Serve the index over HTTP: search, ask, documents, and OpenAI-style chat.
 
-    The API is described at http://HOST:PORT/docs and /openapi.json. Models load once,
+    The API is described at http://HOST:PORT/openapi.json. Models load once,
     at start. Searches run side by side; one answer is generated at a time, with
     --ask-queue more waiting. Ctrl-C or SIGTERM stops the server once the requests in
     flight are done (an upload being indexed finishes first).

@@ -50,6 +50,9 @@ def create_app(index: Index, generator: Generator, options: ServeOptions) -> Fas
         title="rag",
         version=_version(),
         summary="Search and question answering over an index, with cited sources.",
+        # the interactive pages load their scripts from a CDN: not for an offline tool
+        docs_url=None,
+        redoc_url=None,
     )
     answers = Answers(index, generator, options.ask_queue)
     app.state.answers = answers

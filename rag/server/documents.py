@@ -66,7 +66,9 @@ def router(index: Index, uploads: Path) -> APIRouter:
 
     @api.post("", status_code=201)
     def upload(files: list[UploadFile] = File(...)) -> dict[str, Any]:  # noqa: B008
-        """Save the files under the uploads folder and index them (``rag index --json``)."""
+        """Save the files under the uploads folder and index them: the ``rag index
+        --json`` summary, whose ``failures`` name the files that could not be read (400
+        when none could)."""
         names = [safe_name(f.filename) for f in files]
         if len(set(names)) != len(names):
             raise InvalidValue(f"two uploads have the same name: {', '.join(names)}")
@@ -77,7 +79,7 @@ def router(index: Index, uploads: Path) -> APIRouter:
         for path in saved:
             if str(path) in failed:  # nothing of it is indexed: do not keep it
                 path.unlink(missing_ok=True)
-        if not report.ok:
+        if len(failed) == len(saved):  # else the report lists the ones that failed
             reasons = "; ".join(f"{Path(f.path).name}: {f.reason}" for f in report.failed)
             raise InvalidValue(f"could not index {reasons}")
         return {"files": names, **report.to_dict()}
