@@ -297,6 +297,22 @@ def test_an_upload_is_searchable_until_deleted(server: Server, index: Path) -> N
     assert ok("DELETE", server.url + "/v1/documents/notes.txt")["removed"] == 1
 
 
+def test_the_text_of_a_changed_or_deleted_file_is_refused(server: Server, index: Path) -> None:
+    data, headers = multipart({"changing.md": b"# Changing\n\nFirst words.\n"})
+    ok("POST", server.url + "/v1/documents", data=data, headers=headers)
+    assert ok("GET", server.url + "/v1/documents/changing.md/text")["text"].endswith("words.\n")
+    saved = index / "uploads" / "changing.md"
+    saved.write_text("# Changing\n\nOther words now.\n")
+    error = refused(409, "GET", server.url + "/v1/documents/changing.md/text")
+    assert "changed since 'changing.md' was indexed" in error["message"]
+    saved.unlink()
+    assert (
+        "the file is gone"
+        in refused(409, "GET", server.url + "/v1/documents/changing.md/text")["message"]
+    )
+    assert ok("DELETE", server.url + "/v1/documents/changing.md")["removed"] == 1
+
+
 def test_hostile_requests_are_refused_and_the_server_keeps_serving(
     server: Server, index: Path
 ) -> None:
@@ -443,6 +459,22 @@ def test_binding_every_address_needs_a_token(index: Path, monkeypatch: pytest.Mo
     code, _, err = run("serve", "--index", str(index), "--host", "0.0.0.0")
     assert code == 1
     assert "--host 0.0.0.0 lets other machines reach the index: give --token TOKEN" in err
+
+
+def test_a_postgresql_index_needs_an_uploads_folder() -> None:
+    code, _, err = run("serve", "--index", "postgresql://rag@127.0.0.1:1/none?schema=x")
+    assert code == 2 and "give --uploads FOLDER" in err
+
+
+def test_document_pages_in_postgresql(pg_url: str, tmp_path: Path) -> None:
+    e = HashEmbedder()
+    with Index.create(pg_url, Settings(embedder=e.name), e) as idx:
+        idx.add(CORPUS)
+        page = idx.store.document_page(3, 4)
+        folder = Index.create(tmp_path / "idx", Settings(embedder=e.name), e)
+        with folder:
+            folder.add(CORPUS)
+            assert page == folder.store.document_page(3, 4) and len(page) == 4
 
 
 def test_a_full_ask_queue_answers_503_while_searches_go_on(folder: Path, index: Path) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from rag.cli.options import handle_errors, index_option, open_index
+from rag.cli.options import handle_errors, index_option, open_index, resolve_index_dir
+from rag.storage.location import is_url
 
 
 def is_loopback(host: str) -> bool:
@@ -65,15 +66,15 @@ def serve(
             f"--host {host} lets other machines reach the index: give --token TOKEN "
             "(or set RAG_API_TOKEN), which every request must then send"
         )
+    if uploads is None and is_url(resolve_index_dir(index_dir)):
+        raise click.UsageError("an index in PostgreSQL keeps no files: give --uploads FOLDER")
     import uvicorn
 
     from rag.models.registry import load_generator
     from rag.server import ServeOptions, create_app
 
     with open_index(index_dir) as idx:
-        if uploads is None and idx.path is None:
-            raise click.UsageError("an index in PostgreSQL needs --uploads FOLDER for uploads")
-        folder = uploads if uploads is not None else idx.path / "uploads"  # type: ignore[operator]
+        folder = uploads or (idx.path or Path.cwd()) / "uploads"
         options = ServeOptions(
             uploads=folder,
             token=token,
