@@ -74,9 +74,11 @@ def serve(
     from rag.server import ServeOptions, create_app
 
     with open_index(index_dir) as idx:
-        folder = uploads or (idx.path or Path.cwd()) / "uploads"
+        if uploads is None:
+            assert idx.path is not None  # a PostgreSQL index without --uploads is refused above
+            uploads = idx.path / "uploads"
         options = ServeOptions(
-            uploads=folder,
+            uploads=uploads,
             token=token,
             max_body_bytes=int(max_upload_mb * 1024 * 1024),
             ask_queue=ask_queue,

@@ -75,11 +75,11 @@ def router(index: Index, uploads: Path) -> APIRouter:
         with writing:
             saved = [_save(f, uploads, name) for f, name in zip(files, names)]
             report = index.add(*saved, lock_timeout=WRITE_WAIT)
-        failed = {f.path for f in report.failed}
-        for path in saved:
-            if str(path) in failed:  # nothing of it is indexed: do not keep it
-                path.unlink(missing_ok=True)
-        if len(failed) == len(saved):  # else the report lists the ones that failed
+        failed = {f.path for f in report.failed}  # whole files, or a JSONL file's lines
+        unread = [path for path in saved if str(path) in failed]
+        for path in unread:  # nothing of it is indexed: do not keep it
+            path.unlink(missing_ok=True)
+        if len(unread) == len(saved):  # else the report lists the ones that failed
             reasons = "; ".join(f"{Path(f.path).name}: {f.reason}" for f in report.failed)
             raise InvalidValue(f"could not index {reasons}")
         return {"files": names, **report.to_dict()}
