@@ -27,10 +27,11 @@ def is_loopback(host: str) -> bool:
 @index_option
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; any but this machine's needs --token.")  # fmt: skip
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on.")  # fmt: skip
 @click.option("--token", envvar="RAG_API_TOKEN", metavar="TOKEN",
-              help="Every request must send Authorization: Bearer TOKEN. "
-              "Default: $RAG_API_TOKEN.")  # fmt: skip
+              help="Every request must send Authorization: Bearer TOKEN. Default: "
+              "$RAG_API_TOKEN, which other users cannot read in the process list.")  # fmt: skip
 @click.option("--uploads", type=click.Path(file_okay=False, path_type=Path), metavar="FOLDER",
               help="Where uploaded files are saved and indexed from. Default: "
               "INDEX/uploads (required for a PostgreSQL index).")  # fmt: skip
