@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse
 
 from rag.index import Index
 from rag.models.generation import Generator
@@ -24,6 +25,8 @@ from rag.server.guards import BearerToken, BodyLimit
 from rag.server.query import router as query_api
 
 MIB = 1024 * 1024
+# The page at /: one file, no build step, no asset from elsewhere.
+PAGE = Path(__file__).parent / "static" / "index.html"
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,14 @@ def create_app(index: Index, generator: Generator, options: ServeOptions) -> Fas
     app.include_router(query_api(index, answers))
     app.include_router(documents_api(index, options.uploads))
     app.include_router(chat_api(answers, options.model_id))
+    page = PAGE.read_text(encoding="utf-8")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def home() -> str:
+        """The page: ask, read the answer as it streams, open a citation's passage with
+        the quote highlighted, list, upload and delete documents, see the status."""
+        return page
+
     # the last one added sees a request first: CORS answers preflights without a token
     app.add_middleware(BodyLimit, limit=options.max_body_bytes)
     if options.token:

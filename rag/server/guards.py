@@ -12,9 +12,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag.server.errors import TooLarge, error_response
 
+# Open without a token: the page itself holds no data; its requests carry the token,
+# which the page reads from its address (``/#token=TOKEN``), never sent to the server.
+PUBLIC = frozenset({("GET", "/")})
+
 
 class BearerToken:
-    """Refuse (401) every request that lacks ``Authorization: Bearer TOKEN``."""
+    """Refuse (401) every request but the page's that lacks ``Authorization: Bearer
+    TOKEN``."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
@@ -25,7 +30,8 @@ class BearerToken:
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"authorization", b"")
-        if hmac.compare_digest(given, self.expected):
+        public = (scope.get("method"), scope.get("path")) in PUBLIC
+        if public or hmac.compare_digest(given, self.expected):
             await self.app(scope, receive, send)
             return
         why = "a wrong token" if given else "no token"
