@@ -19,9 +19,9 @@ from fastapi.responses import StreamingResponse
 
 from rag.answer.engine import NOT_FOUND
 from rag.errors import InvalidValue
-from rag.server.errors import describe
+from rag.server.errors import describe, errors
 from rag.server.generation import Answers, Event
-from rag.server.query import STREAM_HEADERS
+from rag.server.query import STREAM_HEADERS, STREAMED
 from rag.server.schemas import ChatMessage, ChatRequest
 from rag.types import Answer
 
@@ -30,13 +30,17 @@ def router(answers: Answers, model_id: str) -> APIRouter:
     api = APIRouter(prefix="/v1")
     created = int(time.time())
 
-    @api.get("/models")
+    @api.get("/models", responses=errors(401))
     def models() -> dict[str, Any]:
         """The one model this server answers as."""
         model = {"id": model_id, "object": "model", "created": created, "owned_by": "rag"}
         return {"object": "list", "data": [model]}
 
-    @api.post("/chat/completions", response_model=None)
+    @api.post(
+        "/chat/completions",
+        response_model=None,
+        responses={**STREAMED, **errors(400, 401, 413, 422, 503)},
+    )
     def chat(body: ChatRequest) -> dict[str, Any] | StreamingResponse:
         """Answer the last user message from the documents, citing them."""
         question = last_question(body.messages)

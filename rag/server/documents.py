@@ -14,15 +14,15 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, File, UploadFile
+from fastapi import APIRouter, File, Query, UploadFile
 
 from rag.errors import InvalidValue
 from rag.formats import FILE_TYPES
 from rag.index import Index
 from rag.ingest.source import document_text
-from rag.server.errors import NotFound
+from rag.server.errors import NotFound, errors
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 WRITE_WAIT = 60.0
 MAX_PAGE = 1000
 MAX_NAME = 255
+# The largest offset a database takes (a signed 64-bit integer).
+MAX_OFFSET = 2**63 - 1
 
 
 def safe_name(raw: str | None) -> str:
@@ -52,8 +54,10 @@ def router(index: Index, uploads: Path) -> APIRouter:
     api = APIRouter(prefix="/v1/documents")
     writing = threading.Lock()  # one upload or removal at a time, in this process
 
-    @api.get("")
-    def list_documents(offset: int = 0, limit: int = 100) -> dict[str, Any]:
+    @api.get("", responses=errors(400, 401, 422, 503))
+    def list_documents(
+        offset: Annotated[int, Query(le=MAX_OFFSET)] = 0, limit: int = 100
+    ) -> dict[str, Any]:
         """Indexed documents ``offset:offset + limit`` (at most 1000), oldest first."""
         page = index.store.document_page(offset, min(limit, MAX_PAGE))
         total = index.store.counts()["documents"]
@@ -64,7 +68,7 @@ def router(index: Index, uploads: Path) -> APIRouter:
             "limit": min(limit, MAX_PAGE),
         }
 
-    @api.post("", status_code=201)
+    @api.post("", status_code=201, responses=errors(400, 401, 409, 413, 422, 503))
     def upload(files: list[UploadFile] = File(...)) -> dict[str, Any]:  # noqa: B008
         """Save the files under the uploads folder and index them: the ``rag index
         --json`` summary, whose ``failures`` name the files that could not be read (400
@@ -84,7 +88,7 @@ def router(index: Index, uploads: Path) -> APIRouter:
             raise InvalidValue(f"could not index {reasons}")
         return {"files": names, **report.to_dict()}
 
-    @api.get("/{doc_id:path}/text")
+    @api.get("/{doc_id:path}/text", responses=errors(400, 401, 404, 409, 422, 503))
     def text(doc_id: str, start: int = 0, end: int | None = None) -> dict[str, Any]:
         """Characters ``start:end`` of the document's text, read from its file: what a
         citation's or a hit's offsets point at."""
@@ -102,7 +106,7 @@ def router(index: Index, uploads: Path) -> APIRouter:
         return {"doc_id": doc.doc_id, "source": doc.source, "start": start, "end": end,
                 "text": full[start:end]}  # fmt: skip
 
-    @api.delete("/{doc_id:path}")
+    @api.delete("/{doc_id:path}", responses=errors(401, 404, 422, 503))
     def delete(doc_id: str) -> dict[str, Any]:
         """Remove a document by its id (``rag rm --json``); an uploaded file goes too."""
         with writing:

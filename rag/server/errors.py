@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from rag.errors import (
@@ -53,6 +54,36 @@ _HTTP_TYPES = {
     422: "invalid_request",
     503: "busy",
 }
+
+
+# What each error status means, for the OpenAPI document.
+_MEANING = {
+    400: "A value the request gave is not allowed, or its body is not valid JSON.",
+    401: "The server wants a token and the request carries none or a wrong one.",
+    404: "No document has that id.",
+    409: "The index or a file does not match what the request needs: another "
+    "embedder's index, or a document's file changed or unreadable since it was indexed.",
+    413: "The request body is over the server's limit.",
+    422: "The request does not have the declared shape.",
+    503: "The server is busy, its index is locked or its database or models failed; "
+    "try again later.",
+}
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """Every error's body: ``{"error": {"message", "type"}}``."""
+
+    error: ErrorDetail
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route that may answer these error statuses."""
+    return {s: {"model": ErrorBody, "description": _MEANING[s]} for s in statuses}
 
 
 class Busy(Exception):
