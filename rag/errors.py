@@ -46,3 +46,7 @@ class ModelError(RagError):
 
 class DatabaseUnavailable(RagError):
     """The database server holding an index cannot be reached or refused the login."""
+
+
+class SourceChanged(RagError):
+    """A document's file no longer holds the text that was indexed from it."""

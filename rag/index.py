@@ -260,6 +260,7 @@ class Index:
         self,
         targets: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
         lock_timeout: float = 5.0,
+        by_id: bool = False,
     ) -> RemoveReport:
         """Remove documents by file, folder or document id; nothing is read or embedded.
 
@@ -267,7 +268,7 @@ class Index:
         :mod:`rag.storage.removal`). Their files are forgotten too, so the next ``add``
         of their folder reads them again. Targets that name nothing are listed in
         ``RemoveReport.unmatched``; the others are removed all the same, in one
-        transaction.
+        transaction. With ``by_id`` a target is only ever a document id.
         """
         if isinstance(targets, (str, os.PathLike)):
             targets = [targets]
@@ -276,7 +277,7 @@ class Index:
             raise InvalidValue("give at least one file, folder or document id to remove")
         started = time.perf_counter()
         with self.lock.writing(lock_timeout):
-            report = remove_targets(self.store, self.vectors, names)
+            report = remove_targets(self.store, self.vectors, names, by_id)
         report.seconds = time.perf_counter() - started
         log.info(
             "removed %d documents (%d chunks) and forgot %d files; %d targets matched nothing",

@@ -27,7 +27,8 @@ LAYERS = {
     "rag.retrieval": 3,
     "rag.index": 4,
     "rag.answer": 5,
-    "rag.cli": 6,
+    "rag.server": 6,
+    "rag.cli": 7,
 }
 MAX_LINES = 400
 
@@ -156,6 +157,7 @@ def test_docstring_examples_hold() -> None:
         "rag.answer.shape",
         "rag.models.batching",
         "rag.models.tokenizers",
+        "rag.server.documents",
     ):
         result = doctest.testmod(importlib.import_module(name))
         assert result.attempted > 0 and result.failed == 0, name

@@ -1,4 +1,4 @@
-"""The ``rag`` command line: index, rm, search, ask, status, check, repair, copy.
+"""The ``rag`` command line: index, rm, search, ask, status, check, repair, copy, serve.
 
 A front end: it parses options, calls the library and prints. Heavy modules (torch,
 transformers, faiss) are imported inside the commands, so ``rag --help`` starts
@@ -14,6 +14,7 @@ import click
 
 from rag.cli.build import check, copy, index, repair, rm, status
 from rag.cli.query import BATCH_QUESTIONS, ask, search
+from rag.cli.serve import serve
 
 __all__ = ["BATCH_QUESTIONS", "cli", "main"]
 
@@ -27,7 +28,7 @@ def cli(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-for command in (index, rm, search, ask, status, check, repair, copy):
+for command in (index, rm, search, ask, status, check, repair, copy, serve):
     cli.add_command(command)
 
 

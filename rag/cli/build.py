@@ -131,20 +131,10 @@ def _interrupt(signum: int, frame: object) -> NoReturn:
 def print_report(
     report: IngestReport, folder: str, as_json: bool, extra: dict[str, Any] | None = None
 ) -> None:
-    summary = {
-        **(extra or {}),
-        "added": report.added,
-        "updated": report.updated,
-        "removed": report.removed,
-        "unchanged": report.unchanged,
-        "skipped": len(report.skipped),
-        "failed": len(report.failed),
-        "chunks_embedded": report.chunks,
-        "seconds": round(report.seconds, 3),
-    }
+    summary = report.to_dict()
+    failures = summary.pop("failures")
     if as_json:
-        failures = [{"path": f.path, "reason": f.reason} for f in report.failed]
-        click.echo(json.dumps({**summary, "index": folder, "failures": failures}))
+        click.echo(json.dumps({**(extra or {}), **summary, "index": folder, "failures": failures}))
         return
     for s in report.skipped:
         click.echo(f"skipped {s.path}: {s.reason}", err=True)

@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -59,6 +60,20 @@ class IngestReport:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        """The counts, then the failures, as ``rag index --json`` prints them."""
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "removed": self.removed,
+            "unchanged": self.unchanged,
+            "skipped": len(self.skipped),
+            "failed": len(self.failed),
+            "chunks_embedded": self.chunks,
+            "seconds": round(self.seconds, 3),
+            "failures": [{"path": f.path, "reason": f.reason} for f in self.failed],
+        }
 
 
 @dataclass(frozen=True)

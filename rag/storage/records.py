@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,20 @@ class StoredDocument:
     source: str
     type: str
     content_hash: str
+
+
+@dataclass(frozen=True)
+class DocumentSummary:
+    """One indexed document as a listing shows it: where it came from, how many chunks."""
+
+    doc_id: str
+    source: str
+    title: str
+    type: str
+    chunks: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -81,11 +81,13 @@ class Removal:
         )
 
 
-def remove_targets(store: Store, vectors: Vectors, targets: Sequence[str]) -> RemoveReport:
+def remove_targets(
+    store: Store, vectors: Vectors, targets: Sequence[str], by_id: bool = False
+) -> RemoveReport:
     """Remove what ``targets`` name in one transaction, and their vectors; the caller
     holds the writer lock. The vectors file is kept in step as an ingest keeps it."""
     vectors.sync()
-    found = find(store, targets)
+    found = find(store, targets, by_id)
     report = found.report()
     if found:
         chunks, _ = store.write(
@@ -98,11 +100,12 @@ def remove_targets(store: Store, vectors: Vectors, targets: Sequence[str]) -> Re
     return report
 
 
-def find(store: Store, targets: Sequence[str]) -> Removal:
-    """What ``targets`` name in ``store``: by path first, else by document id."""
+def find(store: Store, targets: Sequence[str], by_id: bool = False) -> Removal:
+    """What ``targets`` name in ``store``: by path first, else by document id (only by
+    id with ``by_id``: a target from a remote caller never names a path)."""
     found = Removal()
     for target in targets:
-        docs, files = _by_path(store, target)
+        docs, files = ([], set()) if by_id else _by_path(store, target)
         if not (docs or files):
             docs = store.documents_with_id(target)
             files = store.recorded(d.source for d in docs)

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session
 
-from rag.errors import IndexCorrupt
+from rag.errors import IndexCorrupt, InvalidValue
 from rag.settings import FORMAT_VERSION, Settings
 from rag.storage import writer
 from rag.storage.location import Location
@@ -28,6 +28,7 @@ from rag.storage.lock import Lock
 from rag.storage.migrations import migrate
 from rag.storage.postgres import PostgresBackend
 from rag.storage.records import (
+    DocumentSummary,
     DocumentWrite,
     SourceState,
     StoredChunk,
@@ -203,6 +204,24 @@ class Store:
         with Session(self.engine) as s:
             stmt = select(*_STORED_DOCUMENT).where(DocumentRow.doc_id == doc_id)
             return [StoredDocument(*r) for r in s.execute(stmt.order_by(DocumentRow.id))]
+
+    def document_page(self, offset: int = 0, limit: int = 100) -> list[DocumentSummary]:
+        """The indexed documents ``offset:offset + limit``, in the order they were added."""
+        if offset < 0:
+            raise InvalidValue(f"offset must be 0 or more, got {offset}")
+        if limit <= 0:
+            raise InvalidValue(f"limit must be greater than 0, got {limit}")
+        stmt = (
+            select(DocumentRow.doc_id, DocumentRow.source, DocumentRow.title, DocumentRow.type,
+                   func.count(ChunkRow.id))
+            .outerjoin(ChunkRow, ChunkRow.document_id == DocumentRow.id)
+            .group_by(DocumentRow.id)
+            .order_by(DocumentRow.id)
+            .offset(offset)
+            .limit(limit)
+        )  # fmt: skip
+        with Session(self.engine) as s:
+            return [DocumentSummary(*r) for r in s.execute(stmt)]
 
     def counts(self) -> dict[str, int]:
         with Session(self.engine) as s:
