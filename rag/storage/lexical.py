@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from rag.text import STOPWORDS, WORD
 from rag.types import Where
@@ -24,20 +24,20 @@ def lexical_query(text: str) -> str:
     return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
-def document_filter(where: Where) -> tuple[str, list[Any]]:
-    """A SQL condition on ``documents d`` and its parameters."""
-    conds, params = ["1"], list[Any]()
+def document_filter(where: Where) -> tuple[str, dict[str, Any]]:
+    """A SQL condition on ``documents d`` and its named parameters."""
+    conds, params = ["1"], dict[str, Any]()
     if where.path is not None:
-        conds.append("d.doc_id GLOB ?")
-        params.append(where.path)
+        conds.append("d.doc_id GLOB :path_glob")
+        params["path_glob"] = where.path
     if where.type is not None:
-        conds.append("d.kind = ?")
-        params.append(where.type)
-    for key, value in where.metadata.items():
-        conds.append(f"json_extract(d.metadata, '$.\"{key}\"') = ?")
+        conds.append("d.kind = :kind")
+        params["kind"] = where.type
+    for n, (key, value) in enumerate(where.metadata.items()):
+        conds.append(f"json_extract(d.metadata, '$.\"{key}\"') = :value{n}")
         # json_extract gives lists and objects as compact JSON text
         compact = isinstance(value, (list, dict))
-        params.append(json.dumps(value, separators=(",", ":")) if compact else value)
+        params[f"value{n}"] = json.dumps(value, separators=(",", ":")) if compact else value
     return " AND ".join(conds), params
 
 
@@ -49,7 +49,7 @@ def bm25_search(
     if not match:
         return []
     weights = ", ".join(str(w) for w in BM25_WEIGHTS)
-    restrict, params = "", list[Any]()
+    restrict, params = "", dict[str, Any]()
     if where is not None:
         cond, params = document_filter(where)
         restrict = (
@@ -58,8 +58,9 @@ def bm25_search(
         )
     sql = (
         f"SELECT rowid, -bm25(chunks_fts, {weights}) AS score FROM chunks_fts "
-        f"WHERE chunks_fts MATCH ?{restrict} ORDER BY bm25(chunks_fts, {weights}) LIMIT ?"
+        f"WHERE chunks_fts MATCH :match{restrict} "
+        f"ORDER BY bm25(chunks_fts, {weights}) LIMIT :limit"
     )
     with engine.connect() as conn:
-        rows = conn.exec_driver_sql(sql, (match, *params, limit))
+        rows = conn.execute(text(sql), {**params, "match": match, "limit": limit})
         return [(int(r[0]), float(r[1])) for r in rows]

@@ -197,15 +197,8 @@ class PostgresBackend:
             rows = conn.execute(text(sql), params)
             return [(int(r[0]), float(r[1])) for r in rows]
 
-    def chunk_ids_where(self, engine: Engine, where: Where) -> np.ndarray:
-        cond, params = document_filter(where)
-        sql = (
-            "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id "
-            f"WHERE {cond} ORDER BY c.id"
-        )
-        with engine.connect() as conn:
-            rows = conn.execute(text(sql), params).fetchall()
-        return np.asarray([r[0] for r in rows], dtype=np.int64)
+    def document_filter(self, where: Where) -> tuple[str, dict[str, Any]]:
+        return document_filter(where)
 
     # -- writing ------------------------------------------------------------
 

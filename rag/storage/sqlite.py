@@ -60,15 +60,8 @@ class SqliteBackend:
     ) -> list[tuple[int, float]]:
         return bm25_search(engine, query, limit, where)
 
-    def chunk_ids_where(self, engine: Engine, where: Where) -> np.ndarray:
-        cond, params = document_filter(where)
-        sql = (
-            "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id "
-            f"WHERE {cond} ORDER BY c.id"
-        )
-        with engine.connect() as conn:
-            rows = conn.exec_driver_sql(sql, tuple(params)).fetchall()
-        return np.asarray([r[0] for r in rows], dtype=np.int64)
+    def document_filter(self, where: Where) -> tuple[str, dict[str, Any]]:
+        return document_filter(where)
 
     def lexical_ids(self, engine: Engine) -> np.ndarray:
         with engine.connect() as conn:

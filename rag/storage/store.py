@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, func, or_, select
+from sqlalchemy import Engine, func, or_, select, text
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -320,7 +320,14 @@ class Store:
 
     def chunk_ids_where(self, where: Where) -> np.ndarray:
         """Ids of the chunks of the documents that meet ``where``."""
-        return self.backend.chunk_ids_where(self.engine, where)
+        cond, params = self.backend.document_filter(where)
+        sql = (
+            "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id "
+            f"WHERE {cond} ORDER BY c.id"
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(text(sql), params).fetchall()
+        return np.asarray([r[0] for r in rows], dtype=np.int64)
 
     def lexical_search(
         self, query: str, limit: int, where: Where | None = None
