@@ -17,7 +17,7 @@ from rag.models.reranker import Reranker
 from rag.retrieval.fusion import best_per_group, fusion
 from rag.storage.records import StoredChunk
 from rag.storage.store import Store
-from rag.storage.sync import Vectors
+from rag.storage.sync import DenseIndex, Vectors
 from rag.types import Hit, Where
 
 # The embedder reads a few hundred tokens at most; longer queries are a mistake.
@@ -42,6 +42,7 @@ class _Scope:
     among: np.ndarray | None  # allowed chunk ids, when filtered
     vectors: np.ndarray | None  # query vectors, when the mode searches vectors
     size: int  # how many chunks can be returned at most
+    dense: DenseIndex | None  # the vectors as the call found them, searched every round
 
 
 class Searcher:
@@ -135,7 +136,7 @@ class Searcher:
             embedder = self._embedder()
             vectors = embedder.embed(list(queries))
             check_dim(embedder.name, vectors.shape[1], vecs.dim)
-        return _Scope(list(queries), mode, where, among, vectors, size)
+        return _Scope(list(queries), mode, where, among, vectors, size, vecs)
 
     def _rankings(self, scope: _Scope, rows: list[int] | None, depth: int) -> Rankings:
         """Per query (all, or those at ``rows``), the chunk rankings of the retrievers
@@ -143,7 +144,7 @@ class Searcher:
         picked = range(len(scope.texts)) if rows is None else rows
         out: Rankings = [[] for _ in picked]
         if scope.mode in ("dense", "hybrid"):
-            vecs = self.vectors.current
+            vecs = scope.dense
             if scope.vectors is None or vecs is None:
                 for ranking in out:
                     ranking.append([])

@@ -87,13 +87,18 @@ class PgVectors:
     def __init__(self, store: Store, backend: PostgresBackend) -> None:
         self.store = store
         self.backend = backend
+        self._dim: int | None = None  # fixed once the first vectors are written
 
     @property
     def current(self) -> PgVectorSearch | None:
-        dim = self.store.embedding_dim()
-        if dim is None:
-            return None
-        return PgVectorSearch(self.store.engine, dim, self.backend.chunk_count(self.store.engine))
+        """The vectors as committed now (None while the index holds none)."""
+        if self._dim is None:
+            self._dim = self.store.embedding_dim()
+            if self._dim is None:
+                return None
+        return PgVectorSearch(
+            self.store.engine, self._dim, self.backend.chunk_count(self.store.engine)
+        )
 
     def refresh(self) -> None:
         """Nothing to catch up with: every committed write is already searchable."""
