@@ -37,7 +37,7 @@ from rag.retrieval.fusion import DEFAULT_FUSION
 from rag.retrieval.search import DEFAULT_MODE, Searcher
 from rag.settings import Settings
 from rag.storage.copy import CopyReport, copy_index
-from rag.storage.layout import index_exists, vectors_for, writer_lock
+from rag.storage.layout import vectors_for, writer_lock
 from rag.storage.location import Location
 from rag.storage.lock import WriteLock
 from rag.storage.removal import RemoveReport, remove_targets
@@ -108,7 +108,7 @@ class Index:
         embedder: Embedder | None = None,
     ) -> Index:
         """Make a new, empty index: in a folder (it may exist but must hold no index) or
-        in a PostgreSQL schema (a URL; the schema must hold no index)."""
+        in a PostgreSQL schema (a URL; refused, as it is made, if it holds an index)."""
         location = Location.of(path)
         folder = location.folder
         if folder is not None:
@@ -116,8 +116,6 @@ class Index:
                 raise InvalidValue(f"an index already exists at {folder}; open it instead")
             if folder.exists() and not folder.is_dir():
                 raise InvalidValue(f"{folder} is a file, not a folder for an index")
-        elif index_exists(location):
-            raise InvalidValue(f"an index already exists at {location}; open it instead")
         settings = settings or Settings()
         if embedder is not None and embedder.name != settings.embedder:
             settings = settings.with_changes(embedder=embedder.name)
@@ -132,12 +130,14 @@ class Index:
         An index of an older format is upgraded first, under the writer lock.
         """
         location = Location.of(path)
-        if not index_exists(location):
-            raise IndexNotFound(
-                f"no index at {location}; create one with: rag index FOLDER --index {location}"
-            )
+        missing = f"no index at {location}; create one with: rag index FOLDER --index {location}"
+        if location.folder is not None and not (location.folder / DB_FILE).is_file():
+            raise IndexNotFound(missing)  # connecting would make the file
         lock = WriteLock(location.folder) if location.folder is not None else None
-        store = Store.open(location, lock)
+        try:
+            store = Store.open(location, lock)
+        except IndexNotFound:
+            raise IndexNotFound(missing) from None
         built_with = store.settings().embedder
         asked = embedder if isinstance(embedder, str) or embedder is None else embedder.name
         if asked is not None and asked != built_with:
@@ -158,9 +158,10 @@ class Index:
         Settings passed as None are ignored.
         """
         given = {k: v for k, v in settings.items() if v is not None}
-        if not index_exists(Location.of(path)):
+        try:
+            index = cls.open(path, given.get("embedder"))
+        except IndexNotFound:
             return cls.create(path, Settings(**given))
-        index = cls.open(path, given.get("embedder"))
         identity = index.settings.vector_identity()
         wrong = {k: v for k, v in given.items() if k in identity and identity[k] != v}
         if wrong:

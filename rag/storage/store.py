@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,7 @@ from sqlalchemy import Engine, func, or_, select, text
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session
 
-from rag.errors import IndexCorrupt, InvalidValue
+from rag.errors import IndexCorrupt, IndexNotFound, InvalidValue
 from rag.settings import FORMAT_VERSION, Settings
 from rag.storage import writer
 from rag.storage.location import Location
@@ -119,7 +119,7 @@ class Store:
         try:
             version = store._format_version()
             if version < FORMAT_VERSION:
-                with lock.hold(MIGRATION_WAIT) if lock is not None else _nothing():
+                with lock.hold(MIGRATION_WAIT) if lock is not None else nullcontext():
                     version = store._format_version()  # another process may have done it
                     if version < FORMAT_VERSION:
                         store._migrate(version)
@@ -137,6 +137,8 @@ class Store:
                 f"{self.name} is not a readable index database ({e.orig}); it cannot be "
                 "repaired in place: index your documents again into a new folder"
             ) from e
+        if not has_meta and isinstance(self.backend, PostgresBackend):
+            raise IndexNotFound(f"no index at {self.name}")  # a schema holds no index
         if version is None or self.meta("settings") is None:
             raise IndexCorrupt(f"{self.name} has no index settings; it was not made by rag")
         if int(version) > FORMAT_VERSION:
@@ -321,13 +323,10 @@ class Store:
     def chunk_ids_where(self, where: Where) -> np.ndarray:
         """Ids of the chunks of the documents that meet ``where``."""
         cond, params = self.backend.document_filter(where)
-        sql = (
-            "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id "
-            f"WHERE {cond} ORDER BY c.id"
-        )
+        sql = f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE {cond}"
         with self.engine.connect() as conn:
-            rows = conn.execute(text(sql), params).fetchall()
-        return np.asarray([r[0] for r in rows], dtype=np.int64)
+            ids = conn.execute(text(sql + " ORDER BY c.id"), params).scalars().all()
+        return np.asarray(ids, dtype=np.int64)
 
     def lexical_search(
         self, query: str, limit: int, where: Where | None = None
@@ -399,8 +398,3 @@ def _inside(column: Any, root: str) -> Any:
     """SQL: ``column`` is the path ``root`` or a path inside the folder ``root``."""
     prefix = root.rstrip(os.sep) + os.sep
     return or_(column == root, func.substr(column, 1, len(prefix)) == prefix)
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
