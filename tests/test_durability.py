@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -47,29 +48,47 @@ def docs(index_dir: Path) -> dict[str, str]:
         return dict(c.exec_driver_sql("SELECT doc_id, content_hash FROM documents").fetchall())
 
 
+def kill_between_batches(
+    index: str,
+    corpus: Path,
+    total: int,
+    committed: Callable[[], dict[str, str]],
+    *,
+    embedder: str = "HashEmbedder()",
+    prelude: str = "",
+    wait: float = 0.15,
+    step: float = 0.1,
+) -> dict[str, str]:
+    """SIGKILL an ingest of ``corpus`` (batches of 20 documents) into ``index``, waiting
+    longer each attempt, until the kill lands between two committed batches; returns
+    what ``committed()`` finds stored then. ``prelude`` defines what ``embedder`` names."""
+    for attempt in range(6):
+        proc = spawn(
+            prelude
+            + textwrap.dedent(f"""
+            rag.ingest.pipeline.BATCH_DOCS = 20
+            idx = Index.open({index!r}, {embedder})
+            print("ready", flush=True)
+            idx.add({str(corpus)!r})
+            """)
+        )
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(wait + step * attempt)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        found = committed()
+        if 0 < len(found) < total:
+            return found
+    raise AssertionError("the kill never landed between two committed batches")
+
+
 def test_sigkill_mid_ingest_loses_no_committed_batch(tmp_path: Path) -> None:
     corpus, index_dir = tmp_path / "corpus", tmp_path / "idx"
     write_corpus(corpus, 1500)
     e = HashEmbedder()
     Index.create(index_dir, Settings(embedder=e.name), e).close()
-    killed_mid_way = False
-    for attempt in range(6):
-        proc = spawn(f"""
-            rag.ingest.pipeline.BATCH_DOCS = 20
-            idx = Index.open({str(index_dir)!r}, HashEmbedder())
-            print("ready", flush=True)
-            idx.add({str(corpus)!r})
-            """)
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(0.15 + 0.1 * attempt)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        committed = docs(index_dir)
-        if 0 < len(committed) < 1500:
-            killed_mid_way = True
-            break
-    assert killed_mid_way, "the kill never landed between two committed batches"
+    committed = kill_between_batches(str(index_dir), corpus, 1500, lambda: docs(index_dir))
     # right after the kill: the index opens, searches, and heals its vectors file
     with Index.open(index_dir, HashEmbedder()) as idx:
         assert idx.search("w5 w6 w7", k=5)

@@ -5,8 +5,6 @@ Real processes against a real PostgreSQL (see ``postgres_server`` in conftest.py
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import textwrap
 import time
@@ -18,7 +16,7 @@ from rag.index import Index
 from rag.settings import Settings
 from tests.conftest import with_schema
 from tests.fakes import HashEmbedder
-from tests.test_durability import spawn, write_corpus
+from tests.test_durability import kill_between_batches, spawn, write_corpus
 
 SLOW = """
 class Slow(HashEmbedder):
@@ -93,24 +91,16 @@ def test_a_writer_killed_mid_batch_leaves_a_usable_index(
     url = with_schema(postgres_server, "killed")
     e = HashEmbedder()
     Index.create(url, Settings(embedder=e.name), e).close()
-    killed_mid_way = False
-    for attempt in range(6):
-        proc = spawn_slow(f"""
-            rag.ingest.pipeline.BATCH_DOCS = 20
-            idx = Index.open({url!r}, Slow())
-            print("ready", flush=True)
-            idx.add({str(corpus)!r})
-            """)
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(0.4 + 0.2 * attempt)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        committed = stored(url)
-        if 0 < len(committed) < 400:
-            killed_mid_way = True
-            break
-    assert killed_mid_way, "the kill never landed between two committed batches"
+    committed = kill_between_batches(
+        url,
+        corpus,
+        400,
+        lambda: stored(url),
+        embedder="Slow()",
+        prelude=SLOW,
+        wait=0.4,
+        step=0.2,
+    )
     with Index.open(url, e) as idx:
         assert idx.check() == []
         assert idx.search("w5 w6 w7", k=5)
