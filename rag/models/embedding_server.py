@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rag.errors import InvalidValue, ModelError
-from rag.models.generation import is_endpoint
+from rag.models.generation import endpoint_parts, is_endpoint, resolve_api_key
 from rag.models.tokenizers import ApproximateTokenizer
 from rag.text import squeeze
 
@@ -109,9 +109,8 @@ class ServerEmbedder:
     ) -> None:
         if not is_endpoint(name):
             raise InvalidValue(f"embedding server {name!r} must start with http:// or https://")
-        base, _, model = name.partition("#")
         self.name = name
-        self.base = base.rstrip("/")
+        self.base, model = endpoint_parts(name)
         self.batch_size = _knob(batch_size, "batch_size", BATCH_ENV, DEFAULT_BATCH, int)
         self.concurrency = _knob(
             concurrency, "concurrency", CONCURRENCY_ENV, DEFAULT_CONCURRENCY, int
@@ -119,10 +118,8 @@ class ServerEmbedder:
         self.attempts = _knob(attempts, "attempts", ATTEMPTS_ENV, DEFAULT_ATTEMPTS, int)
         self.timeout = _knob(timeout, "timeout", TIMEOUT_ENV, DEFAULT_TIMEOUT, float)
         self.backoff = backoff
-        keys = [v for v in ("RAG_API_KEY", "OPENAI_API_KEY") if os.environ.get(v)]
-        self._key_env = keys[0] if keys and not api_key else None
-        self._api_key = api_key or (os.environ[keys[0]] if keys else None)
-        self._model: str | None = model or None
+        self._api_key, self._key_env = resolve_api_key(api_key)
+        self._model: str | None = model
         self._model_known = bool(model)
         self._dim: int | None = None
         self._lock = threading.Lock()

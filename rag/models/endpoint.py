@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
@@ -28,7 +27,9 @@ from rag.models.generation import (
     Generation,
     StopFilter,
     cut_at_stop,
+    endpoint_parts,
     is_endpoint,
+    resolve_api_key,
 )
 
 log = logging.getLogger(__name__)
@@ -53,13 +54,11 @@ class RemoteGenerator:
             raise InvalidValue(f"generator endpoint {name!r} must start with http:// or https://")
         if timeout <= 0:
             raise InvalidValue(f"timeout must be greater than 0 seconds, got {timeout}")
-        base, _, model = name.partition("#")
         self.name = name
-        self.base = base.rstrip("/")
+        self.base, self._model = endpoint_parts(name)
         self.timeout = timeout
-        self._model = model or None
         self._context_window = context_window
-        self._api_key = api_key or os.environ.get("RAG_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        self._api_key = resolve_api_key(api_key)[0]
 
     def __repr__(self) -> str:
         return f"RemoteGenerator({self.name!r})"

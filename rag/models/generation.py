@@ -7,6 +7,7 @@ texts instead of writing freely. Stop strings are handled the same way by all.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -19,6 +20,25 @@ CONTEXT_WINDOW = 8192
 def is_endpoint(name: str) -> bool:
     """Whether ``name`` is the URL of an OpenAI-compatible endpoint."""
     return name.startswith(("http://", "https://"))
+
+
+# Where a key for an OpenAI-compatible endpoint is read from, first found first.
+API_KEY_ENVS = ("RAG_API_KEY", "OPENAI_API_KEY")
+
+
+def endpoint_parts(name: str) -> tuple[str, str | None]:
+    """(base URL, model or None) of an endpoint named ``http://host:port/v1#MODEL``."""
+    base, _, model = name.partition("#")
+    return base.rstrip("/"), model or None
+
+
+def resolve_api_key(given: str | None = None) -> tuple[str | None, str | None]:
+    """(the key, the environment variable it came from): ``given``, else the first of
+    ``API_KEY_ENVS`` that is set."""
+    if given:
+        return given, None
+    env = next((v for v in API_KEY_ENVS if os.environ.get(v)), None)
+    return (os.environ[env], env) if env else (None, None)
 
 
 @dataclass(frozen=True)
