@@ -154,7 +154,7 @@ def main() -> None:
         print(f"unanswerable questions: {len(answered) - len(ok)}, abstained on {quiet:.1f}% "
               "(target >= 80%)")  # fmt: skip
         print("  threshold  EM    F1    answered  abstained-unanswerable")
-        for t in (0.0, 0.2, 0.3, 0.4, 0.5, 0.6):
+        for t in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6):
             e, fx, sa, qu = at(t)
             print(f"  {t:9.2f}  {e:4.1f}  {fx:4.1f}  {sa:7.1f}%  {qu:7.1f}%")
     p95 = sorted(seconds)[int(0.95 * (len(seconds) - 1))]

@@ -63,6 +63,21 @@ def judge(row: dict[str, Any], answer: Any) -> dict[str, Any]:
     return {"right": right, "file_right": hit, "cited": cited}
 
 
+def print_sweep(swept: list[tuple[str, bool, float, bool]]) -> None:
+    """Right answers and abstentions had the engine abstained below each threshold."""
+    print("\nif abstaining below t (answers given at any confidence):")
+    for shape in [*sorted({s for s, *_ in swept}), "all"]:
+        rows = [r for r in swept if shape in ("all", r[0])]
+        ok = [r for r in rows if r[1]]
+        no = [r for r in rows if not r[1]]
+        cells = []
+        for t in (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.29, 0.35):
+            right = sum(r[3] and r[2] >= t for r in ok)
+            quiet = sum(r[2] < t for r in no)
+            cells.append(f"{t:.2f}: {right}/{len(ok)} {quiet}/{len(no)}")
+        print(f"  {shape:9s} right/answerable abstained/unanswerable  " + "  ".join(cells))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--set", type=Path, required=True, help="evaluation set (JSONL)")
@@ -76,6 +91,8 @@ def main() -> None:
     ap.add_argument("--span-reader", default=None, help="finder or generator")
     ap.add_argument("--min-confidence", type=float, default=None,
                     help="abstain below this (default: the engine's)")  # fmt: skip
+    ap.add_argument("--sweep", action="store_true",
+                    help="answer all, then score abstention thresholds by shape")  # fmt: skip
     args = ap.parse_args()
 
     from rag.answer.engine import QueryEngine
@@ -94,18 +111,22 @@ def main() -> None:
     engine = QueryEngine(index, args.generator, k=args.k, answer_mode=args.answer_mode,
                          finder=False if args.no_finder else None,
                          span_reader=args.span_reader,
-                         **({} if args.min_confidence is None
+                         **({"min_confidence": 0.0} if args.sweep else {}
+                            if args.min_confidence is None
                             else {"min_confidence": args.min_confidence}))  # fmt: skip
     engine.ask(rows[0]["question"])  # warm: models load outside the timings
 
     by_type: dict[str, Counter[str]] = defaultdict(Counter)
     seconds = []
     failures = []
+    swept: list[tuple[str, bool, float, bool]] = []  # shape, answerable, confidence, right
     for row in rows:
         t0 = time.perf_counter()
         answer = engine.ask(row["question"])
         seconds.append(time.perf_counter() - t0)
         verdict = judge(row, answer)
+        swept.append((answer.shape or "", row["answerable"], answer.confidence,
+                      verdict["right"] if row["answerable"] else False))  # fmt: skip
         kind = row["type"] if row["answerable"] else (
             "unanswerable, on topic" if row.get("on_topic") else "unanswerable, off topic"
         )  # fmt: skip
@@ -143,6 +164,8 @@ def main() -> None:
         print(f"unanswerable: {100 * held / n_un:.1f}% abstained ({held}/{n_un})")
     print(f"time per question, warm: median {statistics.median(seconds):.2f}s, "
           f"p95 {sorted(seconds)[int(0.95 * (len(seconds) - 1))]:.2f}s")  # fmt: skip
+    if args.sweep:
+        print_sweep(swept)
     if not args.show and failures:
         print("\nnot right:")
         for line in failures:

@@ -153,6 +153,33 @@ def test_unsupported_answer_is_withdrawn(index: Index) -> None:
     assert answer.generated == "Purple elephants juggle xylophones"
 
 
+def test_an_answer_that_leans_on_the_sentence_before_starts_there(
+    tmp_path: Path, embedder: HashEmbedder
+) -> None:
+    """"Transformers therefore add ..." answers nothing without what came before it; a
+    section number ("1.2.8.") is never part of an answer."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "pos.txt").write_text(
+        "Attention by itself ignores word order. Transformers therefore add position "
+        "information to every token before attention runs.\n\n1.2.8.\n\n"
+        # sentences that outrank the first one, so that only the rule brings it in
+        + " ".join(f"Model {n} adds position information to a token." for n in range(10))
+        + "\n"
+    )
+    idx = Index.create(tmp_path / "idx", Settings(embedder=embedder.name), embedder)
+    idx.add(docs)
+    engine = QueryEngine(idx, EchoGenerator(), min_confidence=0.0, finder=False)
+    answer = engine.ask("why do transformers add position information to every token?")
+    assert answer.shape == "sentences" and not answer.abstained
+    assert answer.generated.startswith("Attention by itself ignores word order. Transformers")
+    assert "1.2.8." not in answer.generated
+    assert [e.text for e in answer.sentences][:2] == [
+        "Attention by itself ignores word order.",
+        "Transformers therefore add position information to every token before attention runs.",
+    ]
+
+
 @pytest.mark.parametrize("answer_mode", ANSWER_MODES)
 def test_model_saying_not_found_abstains_with_passages(index: Index, answer_mode: str) -> None:
     # min_confidence 0: the engine must not abstain before the model is asked

@@ -15,6 +15,7 @@ run on into the neighbouring sentences that also rank high, with no generation.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 
 from rag.answer.reading import STOP, Reading, says_not_found
@@ -45,6 +46,15 @@ MAX_CODE_CHARS = 300
 SPAN_TRIES = 2
 # Text without sentence punctuation this short is a title or a label, not an answer.
 MIN_WORDS = 6
+# A sentence that opens with one of these leans on the sentence before it ("Their main
+# drawback is slow sampling", "Transformers therefore add position information"): an
+# answer that starts with it starts one sentence earlier, where the text runs on.
+_LEANS_BACK = re.compile(
+    r"^\W*(?:this|these|that|those|it|its|they|their|them|such|therefore|thus|hence|so|"
+    r"however|but|instead|also|then|consequently|as a result|in contrast|for this reason|"
+    r"because of this|here|he|she|his|her)\b|^\W*\w+\s+(?:therefore|thus|also|then)\b",
+    re.IGNORECASE,
+)
 
 INSTRUCTION = (
     "Answer each question with a short span copied word for word from its passage. "
@@ -179,13 +189,24 @@ def _following(text: str, s: Sentence, ranked: list[Sentence]) -> Sentence | Non
     return nearest if nearest is not None and _adjoin(text, s.end, nearest.start) else None
 
 
+def _preceding(text: str, s: Sentence, ranked: list[Sentence]) -> Sentence | None:
+    """The sentence right before ``s`` in its passage ``text``, with only white space
+    between them; None if there is none."""
+    before = [r for r in ranked if r.passage == s.passage and r.end <= s.start]
+    nearest = max(before, key=lambda r: r.end, default=None)
+    return nearest if nearest is not None and _adjoin(text, nearest.end, s.start) else None
+
+
 def _is_code(text: str, line: tuple[int, int]) -> bool:
     return looks_like_code(text[line[0] : line[1]]) and line[1] - line[0] <= MAX_CODE_CHARS
 
 
 def _reads_as_sentence(s: Sentence) -> bool:
-    """Whether ``s`` reads as a sentence, not as a title or a label: it ends like one,
-    or it is long enough to say something (``Isolation Levels`` is neither)."""
+    """Whether ``s`` reads as a sentence, not as a title, a label or a section number:
+    it has words, and it ends like a sentence or is long enough to say something
+    (``Isolation Levels`` and ``1.2.8.`` do not)."""
+    if not re.search(r"[^\W\d_]{2}", s.text):
+        return False
     return s.text.rstrip()[-1:] in ".!?:;)" or len(s.text.split()) >= MIN_WORDS
 
 
@@ -217,6 +238,11 @@ def _sentences(
             elif _adjoin(text, s.end, run[0].start):
                 run.insert(0, s)
                 grew = True
+    before = _preceding(text, run[0], ranked) if _LEANS_BACK.match(run[0].text) else None
+    if before is not None and _reads_as_sentence(before):
+        run.insert(0, before)
+        if len(run) > MAX_SENTENCES:
+            run.pop()
     intro = next((n for n, s in enumerate(run) if s.text.rstrip().endswith(":")), None)
     if intro is not None:
         # a sentence that introduces a list or a command takes it with it, whole

@@ -69,6 +69,22 @@ _RELATION = re.compile(r"\b(of|for|from|by|at|to)\b", re.IGNORECASE)
 _ARTICLE = re.compile(r"^(?i:the|a|an)\s+[a-z]")  # "the Diet of Worms" is a name
 _OWNED = re.compile(r"\w(?:'s|s')\s")  # "Tesla's ethnicity": a fact about Tesla
 _PURPOSE = re.compile(r"\sfor$", re.IGNORECASE)
+# where a question that follows its context may begin
+_CLAUSE = re.compile(r"[,;:.!?]\s+|\s+[-–—]+\s+")
+_QUESTION_WORD = re.compile(
+    r"^(what|which|who|whom|whose|when|where|why|how|is|are|was|were|can|could|should|"
+    r"would|will|do|does|did|has|have)\b",
+    re.IGNORECASE,
+)
+_BARE_HOW = re.compile(r"^how\b(?!\s+(many|much|long|old|far|often|big|large|tall)\b)", re.I)
+# a request for a task to be done: "set up ssh so ...", "convert a file to UTF-8"
+_REQUEST = re.compile(
+    r"^(please\s+)?(set\s+up|setup|configure|install|convert|change|make|create|find|show|"
+    r"get|turn|enable|disable|remove|delete|add|run|start|stop|fix|check|mount|format|"
+    r"back\s+up|backup|restore|rename|move|copy|update|upgrade|explain|help)\b",
+    re.IGNORECASE,
+)
+_WHAT_IS = re.compile(r"^what(?:'s|’s|s)(?=\s)", re.IGNORECASE)
 
 
 def shape(question: str) -> str:
@@ -87,13 +103,41 @@ def shape(question: str) -> str:
     ...                     "what impact did the gold rush have on Melbourne?",
     ...                     "what does VACUUM FULL do?")]
     ['sentences', 'factoid', 'sentences', 'sentences', 'sentences', 'sentences']
+
+    Typed as people type: "whats" is "what is"; a question followed by more words
+    ("what's a .udeb file? saw one next to the debs") is shaped by its first question,
+    one that follows its context ("the boot shows nothing, how can I see the messages")
+    by the question, and a request ("set up ssh so I can log in without a password")
+    wants sentences.
+
+    >>> [shape(q) for q in ("whats the point of the initrd image",
+    ...                     "what's a .udeb file? saw one next to the normal debs",
+    ...                     "the boot is just a blank screen, how can I get the messages",
+    ...                     "I need a long job to keep going if my connection drops. how?",
+    ...                     "set up ssh so i can log into my server without a password",
+    ...                     "which network in a GAN judges whether an image is real?")]
+    ['sentences', 'sentences', 'sentences', 'sentences', 'sentences', 'factoid']
     """
     q = " ".join(question.strip().split())
+    found = _shape_of(q)
+    if found is None:
+        # the question may follow its context: the last clause that is one decides
+        clauses = [c for c in _CLAUSE.split(q)[1:] if c.strip()]
+        found = next((f for c in reversed(clauses) if (f := _shape_of(c)) is not None), None)
+    if found is None and _REQUEST.match(q):
+        return SENTENCES
+    return found or FACTOID
+
+
+def _shape_of(question: str) -> str | None:
+    """The shape ``question`` wants, or None when nothing in it says."""
+    q = _WHAT_IS.sub("what is", question.strip())
     if _FACTOID.search(q):
         return FACTOID
-    if _SENTENCE.search(q):
+    if _SENTENCE.search(q) or _BARE_HOW.match(q):
         return SENTENCES
-    defined = _DEFINITION.match(q)
+    first = q.split("?", 1)[0].strip()
+    defined = _DEFINITION.match(first)
     if defined:
         subject = defined.group(1)
         if _PURPOSE.search(subject):
@@ -101,4 +145,7 @@ def shape(question: str) -> str:
         related = (_RELATION.search(subject) and _ARTICLE.match(subject)) or _OWNED.search(subject)
         if len(subject.split()) <= _MAX_DEFINED_WORDS and not related:
             return SENTENCES
-    return FACTOID
+        return FACTOID
+    if _QUESTION_WORD.match(q):
+        return FACTOID
+    return None
