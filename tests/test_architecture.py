@@ -158,6 +158,7 @@ def test_docstring_examples_hold() -> None:
         "rag.models.batching",
         "rag.models.tokenizers",
         "rag.server.documents",
+        "rag.ingest.readers.pdf",
     ):
         result = doctest.testmod(importlib.import_module(name))
         assert result.attempted > 0 and result.failed == 0, name

@@ -19,23 +19,34 @@ from rag.ingest.readers import files as reader_files
 from rag.ingest.readers import jsonl, read
 from rag.types import FILE_TYPES, Document
 
+HELVETICA = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
+
 
 def make_pdf(pages: list[str], title: str | None = None) -> bytes:
     """A minimal valid PDF, one Helvetica text object per page ('\\n' starts a new line)."""
-    page_ids = [4 + 2 * i for i in range(len(pages))]
+    streams = []
+    for text in pages:
+        ops = " T* ".join(f"({line}) Tj" for line in text.split("\n"))
+        streams.append(f"BT /F1 12 Tf 14 TL 72 720 Td {ops} ET".encode() if text else b"")
+    return pdf_document(streams, [HELVETICA], title)
+
+
+def pdf_document(streams: list[bytes], font: list[bytes], title: str | None = None) -> bytes:
+    """A minimal valid PDF, one page per content stream, whose font /F1 is ``font[0]``:
+    object 3, with the objects it refers to following it from object 4."""
+    first_page = 3 + len(font)
+    page_ids = [first_page + 2 * i for i in range(len(streams))]
     kids = " ".join(f"{p} 0 R" for p in page_ids)
     objs = {
         1: b"<< /Type /Catalog /Pages 2 0 R >>",
-        2: f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode(),
-        3: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        2: f"<< /Type /Pages /Kids [{kids}] /Count {len(streams)} >>".encode(),
     }
-    for pid, text in zip(page_ids, pages, strict=True):
+    objs.update({3 + i: obj for i, obj in enumerate(font)})
+    for pid, stream in zip(page_ids, streams, strict=True):
         objs[pid] = (
             "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
             f"/Resources << /Font << /F1 3 0 R >> >> /Contents {pid + 1} 0 R >>"
         ).encode()
-        ops = " T* ".join(f"({line}) Tj" for line in text.split("\n"))
-        stream = f"BT /F1 12 Tf 14 TL 72 720 Td {ops} ET".encode() if text else b""
         objs[pid + 1] = b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream)
     info = ""
     if title:
