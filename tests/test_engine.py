@@ -156,7 +156,7 @@ def test_unsupported_answer_is_withdrawn(index: Index) -> None:
 def test_an_answer_that_leans_on_the_sentence_before_starts_there(
     tmp_path: Path, embedder: HashEmbedder
 ) -> None:
-    """"Transformers therefore add ..." answers nothing without what came before it; a
+    """ "Transformers therefore add ..." answers nothing without what came before it; a
     section number ("1.2.8.") is never part of an answer."""
     docs = tmp_path / "docs"
     docs.mkdir()

