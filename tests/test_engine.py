@@ -180,6 +180,39 @@ def test_an_answer_that_leans_on_the_sentence_before_starts_there(
     ]
 
 
+def test_a_comparison_is_answered_by_what_is_said_of_each(
+    tmp_path: Path, embedder: HashEmbedder
+) -> None:
+    """When no run of sentences speaks of both things compared, the best sentence about
+    each is given, each verbatim where it stands and cited, in reading order."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    source = (
+        "BLEU computes modified n-gram precision against reference translations. "
+        "It was introduced at IBM in 2002.\n\n"
+        "Translation systems improved quickly after that. Many teams reported scores. "
+        "Some of them shared their systems. Others kept them closed.\n\n"
+        "ROUGE measures recall of overlapping words against reference summaries.\n"
+    )
+    (docs / "metrics.txt").write_text(source)
+    idx = Index.create(tmp_path / "idx", Settings(embedder=embedder.name), embedder)
+    idx.add(docs)
+    engine = QueryEngine(idx, EchoGenerator(), min_confidence=0.0, finder=False)
+    answer = engine.ask("BLEU vs ROUGE - what's the difference?")
+    assert answer.shape == "sentences" and not answer.abstained
+    bleu = "BLEU computes modified n-gram precision against reference translations."
+    rouge = "ROUGE measures recall of overlapping words against reference summaries."
+    assert bleu in answer.generated and rouge in answer.generated
+    assert "Translation systems improved" not in answer.generated
+    assert answer.generated.index(bleu) < answer.generated.index(rouge)
+    assert answer.text.count("[1]") == 2, "each piece carries its citation"
+    for e in answer.sentences:
+        assert source[e.start : e.end] == e.text
+    c = answer.citations[0]
+    assert c.quote_start is not None and c.quote_end is not None
+    assert source[c.quote_start : c.quote_end] in answer.generated
+
+
 @pytest.mark.parametrize("answer_mode", ANSWER_MODES)
 def test_model_saying_not_found_abstains_with_passages(index: Index, answer_mode: str) -> None:
     # min_confidence 0: the engine must not abstain before the model is asked

@@ -197,14 +197,22 @@ class QueryEngine:
             # never give an answer that cannot be cited
             log.info("answer %r could not be tied to any passage; withdrawn", text)
             return replace(withdrawn, supported=False)
-        citations = [Citation.of(n, reading.passages[n - 1], text) for n in reading.cited]
+        # each piece is quoted from its own passage, and marked where it ends
+        quotes = reading.quotes or [(n, text) for n in reading.cited]
+        quoted = {n: next(q for m, q in quotes if m == n) for n in reading.cited}
+        citations = [Citation.of(n, reading.passages[n - 1], quoted[n]) for n in reading.cited]
         excerpts = [
             Excerpt.of(s.passage + 1, reading.passages[s.passage], s.start, s.end)
             for s in reading.sentences
         ]
+        marked = (
+            "\n\n".join(f"{q.strip()} [{n}]" for n, q in reading.quotes)
+            if reading.quotes
+            else text + "".join(f" [{n}]" for n in reading.cited)
+        )
         return replace(
             withdrawn,
-            text=text + "".join(f" [{n}]" for n in reading.cited),
+            text=marked,
             citations=citations,
             abstained=False,
             sentences=excerpts,

@@ -18,6 +18,7 @@ import inspect
 import re
 from collections.abc import Callable
 
+from rag.answer.compare import compared, mentions
 from rag.answer.reading import STOP, Reading, says_not_found
 from rag.answer.sentences import Sentence
 from rag.answer.shape import SENTENCES
@@ -38,6 +39,8 @@ from rag.types import Hit
 # neighbours that rank among the best this many.
 MAX_SENTENCES = 3
 NEIGHBOUR_RANK = 8
+# A comparison's two things are looked for among this many of the best sentences.
+COMPARE_RANK = 12
 # A list introduced by a sentence ending in a colon is answered whole up to this length.
 MAX_LIST_CHARS = 1500
 # A command or signature line is answered whole up to this length.
@@ -116,7 +119,9 @@ class Extractive:
             return None
         readable = [s for s in ranked if _reads_as_sentence(s)] or ranked
         if shape == SENTENCES:
-            return _sentences(hits, readable, ranked, on_token)
+            pair = compared(question)
+            answer = _comparison(hits, readable, ranked, pair, on_token) if pair else None
+            return answer or _sentences(hits, readable, ranked, on_token)
         # a span of the question's own words answers nothing: the next sentence is read,
         # and if its span says nothing either, the best sentence is the answer
         for first in range(min(SPAN_TRIES, len(readable))):
@@ -221,12 +226,61 @@ def _sentences(
     The answer starts from a sentence that reads as one; a list or a command block
     may follow a sentence that introduces it with a colon.
     """
-    best = readable[0]
-    text = hits[best.passage].text
+    run = _run(hits[readable[0].passage].text, readable[0], readable, ranked)
+    answer = hits[run[0].passage].text[run[0].start : run[-1].end]
+    if on_token is not None:
+        on_token(answer)
+    return Reading(Generation(answer, [], 0, 0), hits, [run[0].passage + 1], run)
 
+
+def _comparison(
+    hits: list[Hit],
+    readable: list[Sentence],
+    ranked: list[Sentence],
+    pair: tuple[str, str],
+    on_token: Callable[[str], None] | None,
+) -> Reading | None:
+    """The answer to a question comparing ``pair``: the usual one when it speaks of
+    both; else the best-ranked sentence about each, each with its run and its citation,
+    in reading order. None when the best sentences speak of only one of them."""
+    usual = _sentences(hits, readable, ranked, None)
+    if all(any(mentions(name, s.text) for s in usual.sentences) for name in pair):
+        if on_token is not None:
+            on_token(usual.generation.text)
+        return usual
+    top = readable[:COMPARE_RANK]
+    first = next((s for s in top if mentions(pair[0], s.text)), None)
+    second = next((s for s in top if mentions(pair[1], s.text) and s is not first), None)
+    if first is None or second is None:
+        return None
+    runs = [_run(hits[s.passage].text, s, readable, ranked, grow=False) for s in (first, second)]
+    runs.sort(key=lambda r: (r[0].passage, r[0].start))
+    a, b = runs
+    if a[0].passage == b[0].passage and b[0].start <= a[-1].end:  # they overlap: one run
+        merged = sorted({*a, *b}, key=lambda s: s.start)
+        runs = [merged]
+    quotes = [(r[0].passage + 1, hits[r[0].passage].text[r[0].start : r[-1].end]) for r in runs]
+    answer = "\n\n".join(q for _, q in quotes)
+    if on_token is not None:
+        on_token(answer)
+    cited = list(dict.fromkeys(n for n, _ in quotes))
+    sentences = [s for r in runs for s in r]
+    return Reading(Generation(answer, [], 0, 0), hits, cited, sentences, quotes)
+
+
+def _run(
+    text: str,
+    best: Sentence,
+    readable: list[Sentence],
+    ranked: list[Sentence],
+    *,
+    grow: bool = True,
+) -> list[Sentence]:
+    """The sentences an answer starting from ``best`` (of passage ``text``) runs to:
+    with ``grow``, the high-ranked sentences next to it too."""
     run = [best]
     near = [s for s in readable[1:NEIGHBOUR_RANK] if s.passage == best.passage]
-    grew = True
+    grew = grow
     while grew and len(run) < MAX_SENTENCES:
         grew = False
         for s in near:
@@ -253,10 +307,7 @@ def _sentences(
             run = sorted([*run[: intro + 1], *within], key=lambda s: s.start)
         elif intro == len(run) - 1 and (following := _following(text, run[-1], ranked)):
             run.append(following)
-    answer = text[run[0].start : run[-1].end]
-    if on_token is not None:
-        on_token(answer)
-    return Reading(Generation(answer, [], 0, 0), hits, [best.passage + 1], run)
+    return run
 
 
 def _takes_copy_from(generator: Generator) -> bool:

@@ -26,12 +26,15 @@ def says_not_found(text: str) -> bool:
 class Reading:
     """The answer, the passages it was numbered against (``passages[n - 1]`` is
     ``[n]``), the numbers of those that hold it (empty: none does), and the sentences
-    of those passages it was taken from."""
+    of those passages it was taken from. An answer in pieces from different places (a
+    comparison) lists them in ``quotes``: each piece verbatim, with its passage number;
+    the answer's text is the pieces, one paragraph each."""
 
     generation: Generation
     passages: list[Hit]
     cited: list[int]
     sentences: list[Sentence] = field(default_factory=list)
+    quotes: list[tuple[int, str]] = field(default_factory=list)
 
 
 class Strategy(Protocol):
