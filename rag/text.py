@@ -142,7 +142,9 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 
 # What only code has: shell prompts, backslash commands, operators, calls, statements.
-_CODE = re.compile(r"^\s*[$#>]\s|\\[a-z]|->|::|\|\||[=;{}<>]|\w\(|^\s*[A-Z]{3,}\s+[A-Z]{2,}")
+_CODE = re.compile(
+    r"^\s*[$#>]\s|\\[a-z]|->|::|\|\||[=;{}<>]|\w\(|^\s*[A-Z]{3,}\s+[A-Z]{2,}|\)\s*→\s*\w"
+)
 _OPENERS = {")": "(", "]": "[", "}": "{", "'": "'", '"': '"'}
 
 
@@ -151,6 +153,8 @@ def looks_like_code(line: str) -> bool:
 
     >>> looks_like_code("$ createdb mydb"), looks_like_code("ALTER TABLE t RENAME COLUMN a TO b;")
     (True, True)
+    >>> looks_like_code("replace ( string text, from text, to text ) → text")  # a signature
+    True
     >>> looks_like_code("The discriminator judges whether an image is real.")
     False
     """

@@ -213,6 +213,26 @@ def test_a_comparison_is_answered_by_what_is_said_of_each(
     assert source[c.quote_start : c.quote_end] in answer.generated
 
 
+def test_a_description_is_given_with_the_signature_it_describes(
+    tmp_path: Path, embedder: HashEmbedder
+) -> None:
+    """A reference table's description ("Concatenates the two strings.") answers nothing
+    without the signature on the line before it."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "strings.txt").write_text(
+        "String functions and operators.\n\n"
+        "text || text → text\n\nConcatenates the two strings.\n\n"
+        "'Post' || 'greSQL' → PostgreSQL\n"
+    )
+    idx = Index.create(tmp_path / "idx", Settings(embedder=embedder.name), embedder)
+    idx.add(docs)
+    engine = QueryEngine(idx, EchoGenerator(), min_confidence=0.0, finder=False)
+    answer = engine.ask("how do I concatenate the two strings?")
+    assert answer.shape == "sentences" and not answer.abstained
+    assert answer.generated.startswith("text || text → text\n\nConcatenates the two strings.")
+
+
 @pytest.mark.parametrize("answer_mode", ANSWER_MODES)
 def test_model_saying_not_found_abstains_with_passages(index: Index, answer_mode: str) -> None:
     # min_confidence 0: the engine must not abstain before the model is asked

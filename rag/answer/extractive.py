@@ -202,6 +202,15 @@ def _preceding(text: str, s: Sentence, ranked: list[Sentence]) -> Sentence | Non
     return nearest if nearest is not None and _adjoin(text, nearest.end, s.start) else None
 
 
+def _describes(text: str, signature: Sentence, s: Sentence) -> bool:
+    """Whether ``s`` opens a line that describes the command or signature standing on
+    the line before it ("text || text → text" / "Concatenates the two strings."): the
+    description answers nothing without it."""
+    own_line = line_around(text, signature.start, signature.end) == (signature.start, signature.end)
+    opens_line = not text[text.rfind("\n", 0, s.start) + 1 : s.start].strip()
+    return own_line and opens_line and _is_code(text, (signature.start, signature.end))
+
+
 def _is_code(text: str, line: tuple[int, int]) -> bool:
     return looks_like_code(text[line[0] : line[1]]) and line[1] - line[0] <= MAX_CODE_CHARS
 
@@ -292,8 +301,9 @@ def _run(
             elif _adjoin(text, s.end, run[0].start):
                 run.insert(0, s)
                 grew = True
-    before = _preceding(text, run[0], ranked) if _LEANS_BACK.match(run[0].text) else None
-    if before is not None and _reads_as_sentence(before):
+    before = _preceding(text, run[0], ranked)
+    leans = before is not None and _LEANS_BACK.match(run[0].text) and _reads_as_sentence(before)
+    if before is not None and (leans or _describes(text, before, run[0])):
         run.insert(0, before)
         if len(run) > MAX_SENTENCES:
             run.pop()

@@ -43,6 +43,10 @@ _SENTENCE_QUESTIONS = [
     # lists: "what are the main types of X", "which kinds of X ...", "what X are there"
     rf"^(what|which)\s+(\S+\s+){{0,3}}({_LIST_NOUNS})\b",
     r"\bare\s+there\??$",
+    # "what isolation levels can I pick from", "which IP ranges are free to use": a
+    # plural asked for with a verb after it wants the set
+    r"^(what|which)\s+(\S+\s+){0,3}(?!(?:is|was|has|does|its|this|us|thus)\b)[a-z]+[^s\W]s\s+"
+    r"(can|could|should|are|were|do|does|exist|will|would|must|may)\b",
     r"^(list|name)\s+(the|some|all|three|two|four|five)\b",
     # comparisons
     r"\b(difference|differences|differ|compare|compared|comparison|versus|vs\.?)\b",
@@ -110,6 +114,10 @@ def shape(question: str) -> str:
     by the question, and a request ("set up ssh so I can log in without a password")
     wants sentences.
 
+    >>> [shape(q) for q in ("what transaction isolation levels can I pick from?",
+    ...                     "what isolation level do transactions get by default?",
+    ...                     "which process adds noise to the data?")]
+    ['sentences', 'factoid', 'factoid']
     >>> [shape(q) for q in ("whats the point of the initrd image",
     ...                     "what's a .udeb file? saw one next to the normal debs",
     ...                     "the boot is just a blank screen, how can I get the messages",
