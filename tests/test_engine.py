@@ -233,6 +233,29 @@ def test_a_description_is_given_with_the_signature_it_describes(
     assert answer.generated.startswith("text || text → text\n\nConcatenates the two strings.")
 
 
+def test_a_question_asking_for_a_set_is_answered_from_where_the_set_is_announced(
+    tmp_path: Path, embedder: HashEmbedder
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "errors.txt").write_text(
+        "A hallucination is output of a model that is false; hallucination types of errors "
+        "matter to users.\n\n"
+        "Researchers distinguish two kinds. An intrinsic one contradicts the source. "
+        "An extrinsic one adds what the source cannot support.\n\n"
+        "Measuring them is hard.\n"
+    )
+    idx = Index.create(tmp_path / "idx", Settings(embedder=embedder.name), embedder)
+    idx.add(docs)
+    engine = QueryEngine(idx, EchoGenerator(), min_confidence=0.0, finder=False)
+    answer = engine.ask("what types of hallucination errors are there?")
+    assert answer.shape == "sentences" and not answer.abstained
+    assert answer.generated == (
+        "Researchers distinguish two kinds. An intrinsic one contradicts the source. "
+        "An extrinsic one adds what the source cannot support."
+    )
+
+
 @pytest.mark.parametrize("answer_mode", ANSWER_MODES)
 def test_model_saying_not_found_abstains_with_passages(index: Index, answer_mode: str) -> None:
     # min_confidence 0: the engine must not abstain before the model is asked

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from rag.answer.compare import compared, mentions
 from rag.answer.reading import STOP, Reading, says_not_found
 from rag.answer.sentences import Sentence
-from rag.answer.shape import SENTENCES
+from rag.answer.shape import SENTENCES, asks_for_set
 from rag.models.generation import CopyFrom, Generation, Generator
 from rag.text import (
     content_words,
@@ -39,6 +39,16 @@ from rag.types import Hit
 # neighbours that rank among the best this many.
 MAX_SENTENCES = 3
 NEIGHBOUR_RANK = 8
+# A question asking for a set is answered from a sentence announcing one ("distinguishes
+# two kinds", "three steps:") among this many of the best sentences.
+ANNOUNCE_RANK = 5
+_ANNOUNCES = re.compile(
+    r":\s*$|\b(two|three|four|five|six|seven|eight|nine|ten|several|the following|"
+    r"main)\s+(\w+\s+){0,2}(kinds|types|levels|steps|ways|forms|classes|categories|"
+    r"families|stages|phases|parts|components|variants|methods|approaches|modes|options|"
+    r"strategies|techniques|groups|sorts)\b",
+    re.IGNORECASE,
+)
 # A comparison's two things are looked for among this many of the best sentences.
 COMPARE_RANK = 12
 # A list introduced by a sentence ending in a colon is answered whole up to this length.
@@ -121,6 +131,8 @@ class Extractive:
         if shape == SENTENCES:
             pair = compared(question)
             answer = _comparison(hits, readable, ranked, pair, on_token) if pair else None
+            if answer is None and asks_for_set(question):
+                answer = _announced_set(hits, readable, ranked, on_token)
             return answer or _sentences(hits, readable, ranked, on_token)
         # a span of the question's own words answers nothing: the next sentence is read,
         # and if its span says nothing either, the best sentence is the answer
@@ -242,6 +254,30 @@ def _sentences(
     return Reading(Generation(answer, [], 0, 0), hits, [run[0].passage + 1], run)
 
 
+def _announced_set(
+    hits: list[Hit],
+    readable: list[Sentence],
+    ranked: list[Sentence],
+    on_token: Callable[[str], None] | None,
+) -> Reading | None:
+    """The answer to a question asking for a set of things, from the best-ranked
+    sentence that announces one ("... distinguishes two kinds.", "... three steps:") in
+    the best sentence's passage, run on into what follows it; None if there is none."""
+    best = readable[0].passage  # a set announced elsewhere is another topic's
+    announcing = next(
+        (s for s in readable[:ANNOUNCE_RANK] if s.passage == best and _ANNOUNCES.search(s.text)),
+        None,
+    )
+    if announcing is None:
+        return None
+    text = hits[announcing.passage].text
+    run = _run(text, announcing, readable, ranked, grow=False, follow=True)
+    answer = text[run[0].start : run[-1].end]
+    if on_token is not None:
+        on_token(answer)
+    return Reading(Generation(answer, [], 0, 0), hits, [announcing.passage + 1], run)
+
+
 def _comparison(
     hits: list[Hit],
     readable: list[Sentence],
@@ -284,9 +320,11 @@ def _run(
     ranked: list[Sentence],
     *,
     grow: bool = True,
+    follow: bool = False,
 ) -> list[Sentence]:
     """The sentences an answer starting from ``best`` (of passage ``text``) runs to:
-    with ``grow``, the high-ranked sentences next to it too."""
+    with ``grow``, the high-ranked sentences next to it too; with ``follow``, the
+    sentences that follow it, whatever their rank."""
     run = [best]
     near = [s for s in readable[1:NEIGHBOUR_RANK] if s.passage == best.passage]
     grew = grow
@@ -307,6 +345,11 @@ def _run(
         run.insert(0, before)
         if len(run) > MAX_SENTENCES:
             run.pop()
+    while follow and len(run) < MAX_SENTENCES and not run[-1].text.rstrip().endswith(":"):
+        after = _following(text, run[-1], ranked)
+        if after is None or not _reads_as_sentence(after):
+            break
+        run.append(after)
     intro = next((n for n, s in enumerate(run) if s.text.rstrip().endswith(":")), None)
     if intro is not None:
         # a sentence that introduces a list or a command takes it with it, whole

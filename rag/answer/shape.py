@@ -26,6 +26,17 @@ _LIST_NOUNS = (
     "features|properties|differences|reasons|causes|measures|arguments|duties|qualities|"
     "defenses|industries|divisions|milestones|records|assets|criticisms"
 )
+_LIST_QUESTIONS = [
+    # lists: "what are the main types of X", "which kinds of X ...", "what X are there"
+    rf"^(what|which)\s+(\S+\s+){{0,3}}({_LIST_NOUNS})\b",
+    r"\bare\s+there\??$",
+    # "what isolation levels can I pick from", "which IP ranges are free to use": a
+    # plural asked for with a verb after it wants the set
+    r"^(what|which)\s+(\S+\s+){0,3}(?!(?:is|was|has|does|its|this|us|thus)\b)[a-z]+[^s\W]s\s+"
+    r"(can|could|should|are|were|do|does|exist|will|would|must|may)\b",
+    r"^(list|name)\s+(the|some|all|three|two|four|five)\b",
+]
+_LIST = re.compile("|".join(f"(?:{p})" for p in _LIST_QUESTIONS), re.IGNORECASE)
 _SENTENCE_QUESTIONS = [
     r"^what\s+(does|do)\s+.+\s+(mean|do)\b",
     r"^(define|explain|describe|summari[sz]e|tell me about)\b",
@@ -40,14 +51,7 @@ _SENTENCE_QUESTIONS = [
     r"^what\s+(is|was|are|were|'s)\s+.+\s+(like|known for)\??$",
     r"^what\s+(\S+\s+){0,2}(impact|effect|effects|purpose|point|reaction|stance|"
     r"view|views|criticism|advice|connection|significance|consequences?|influence|legacy)\b",
-    # lists: "what are the main types of X", "which kinds of X ...", "what X are there"
-    rf"^(what|which)\s+(\S+\s+){{0,3}}({_LIST_NOUNS})\b",
-    r"\bare\s+there\??$",
-    # "what isolation levels can I pick from", "which IP ranges are free to use": a
-    # plural asked for with a verb after it wants the set
-    r"^(what|which)\s+(\S+\s+){0,3}(?!(?:is|was|has|does|its|this|us|thus)\b)[a-z]+[^s\W]s\s+"
-    r"(can|could|should|are|were|do|does|exist|will|would|must|may)\b",
-    r"^(list|name)\s+(the|some|all|three|two|four|five)\b",
+    *_LIST_QUESTIONS,
     # comparisons
     r"\b(difference|differences|differ|compare|compared|comparison|versus|vs\.?)\b",
     r"\b(better|worse|faster|slower|cheaper|larger|smaller)\s+than\b",
@@ -157,3 +161,15 @@ def _shape_of(question: str) -> str | None:
     if _QUESTION_WORD.match(q):
         return FACTOID
     return None
+
+
+def asks_for_set(question: str) -> bool:
+    """Whether ``question`` asks for a list of things (kinds, steps, options...).
+
+    >>> asks_for_set("what types of hallucination are there?")
+    True
+    >>> asks_for_set("what is a hallucination?")
+    False
+    """
+    q = _WHAT_IS.sub("what is", " ".join(question.strip().split()))
+    return any(_LIST.search(c.strip()) for c in [q, *_CLAUSE.split(q)[1:]])
