@@ -169,7 +169,8 @@ class QueryEngine:
         hits, ranked = _best_passages(hits, ranked, k)
         if self.span_reader == GENERATOR_READS:
             ranked = [replace(s, span=None) for s in ranked]
-        best = ranked[0] if ranked else None
+        # whether to answer is judged as the abstention model was fitted (see sentences)
+        best = max(ranked, key=lambda s: s.evidence) if ranked else None
         signals = (
             Signals(best.similarity, best.overlap, holds=best.holds)
             if best

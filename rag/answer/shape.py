@@ -30,10 +30,11 @@ _LIST_QUESTIONS = [
     # lists: "what are the main types of X", "which kinds of X ...", "what X are there"
     rf"^(what|which)\s+(\S+\s+){{0,3}}({_LIST_NOUNS})\b",
     r"\bare\s+there\??$",
-    # "what isolation levels can I pick from", "which IP ranges are free to use": a
-    # plural asked for with a verb after it wants the set
-    r"^(what|which)\s+(\S+\s+){0,3}(?!(?:is|was|has|does|its|this|us|thus)\b)[a-z]+[^s\W]s\s+"
-    r"(can|could|should|are|were|do|does|exist|will|would|must|may)\b",
+    # "what isolation levels can I pick from", "which ranges are available": the options
+    # a reader has, or those there are
+    r"^(what|which)\s+(\S+\s+){0,3}\S+s\s+(can|could|should|do|must|may|might)\s+"
+    r"(i|you|we|one|people)\b",
+    r"^(what|which)\s+(\S+\s+){0,3}\S+s\s+(are|were)\s+(available|there|supported|possible)\b",
     r"^(list|name)\s+(the|some|all|three|two|four|five)\b",
 ]
 _LIST = re.compile("|".join(f"(?:{p})" for p in _LIST_QUESTIONS), re.IGNORECASE)
@@ -84,7 +85,7 @@ _QUESTION_WORD = re.compile(
     r"would|will|do|does|did|has|have)\b",
     re.IGNORECASE,
 )
-_BARE_HOW = re.compile(r"^how\b(?!\s+(many|much|long|old|far|often|big|large|tall)\b)", re.I)
+_BARE_HOW = re.compile(r"^how\W*$", re.IGNORECASE)  # "...; how?"
 # a request for a task to be done: "set up ssh so ...", "convert a file to UTF-8"
 _REQUEST = re.compile(
     r"^(please\s+)?(set\s+up|setup|configure|install|convert|change|make|create|find|show|"
