@@ -24,3 +24,15 @@ def test_sentences_are_scored_against_the_question() -> None:
     assert ranked[0].overlap > 0.5 and min(s.overlap for s in ranked) == 0.0
     assert [s.score for s in ranked] == sorted((s.score for s in ranked), reverse=True)
     assert np.isclose(ranked[0].score, ranked[0].similarity + ranked[0].overlap)
+
+
+def test_a_lower_retrieved_passage_is_marked_down_but_its_evidence_is_its_own() -> None:
+    from rag.answer.sentences import RANK_WEIGHT, Sentence
+
+    first = Sentence(0, 0, 10, "Ann wrote it.", 0.5, 0.5, holds=0.5, rank=0)
+    third = Sentence(2, 0, 10, "Ann wrote it.", 0.5, 0.5, holds=0.5, rank=2)
+    assert first.evidence == third.evidence
+    assert third.score == pytest.approx(third.evidence - RANK_WEIGHT * np.log(3))
+    assert first.score > third.score
+    plain = Sentence(2, 0, 10, "Ann wrote it.", 0.5, 0.5, rank=2)  # no finder: no mark
+    assert plain.score == plain.evidence

@@ -121,8 +121,10 @@ def shape(question: str) -> str:
 
     >>> [shape(q) for q in ("what transaction isolation levels can I pick from?",
     ...                     "what isolation level do transactions get by default?",
-    ...                     "which process adds noise to the data?")]
-    ['sentences', 'factoid', 'factoid']
+    ...                     "which process adds noise to the data?",
+    ...                     "what gas does a zeolite sieve absorb?",
+    ...                     "how cold does this region get in the winter?")]
+    ['sentences', 'factoid', 'factoid', 'factoid', 'factoid']
     >>> [shape(q) for q in ("whats the point of the initrd image",
     ...                     "what's a .udeb file? saw one next to the normal debs",
     ...                     "the boot is just a blank screen, how can I get the messages",
