@@ -153,23 +153,33 @@ def test_unsupported_answer_is_withdrawn(index: Index) -> None:
     assert answer.generated == "Purple elephants juggle xylophones"
 
 
+def one_document_engine(
+    tmp_path: Path, embedder: HashEmbedder, name: str, text: str
+) -> QueryEngine:
+    """An engine (echo generator, no finder, never abstaining) over one document."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / name).write_text(text)
+    idx = Index.create(tmp_path / "idx", Settings(embedder=embedder.name), embedder)
+    idx.add(docs)
+    return QueryEngine(idx, EchoGenerator(), min_confidence=0.0, finder=False)
+
+
 def test_an_answer_that_leans_on_the_sentence_before_starts_there(
     tmp_path: Path, embedder: HashEmbedder
 ) -> None:
     """ "Transformers therefore add ..." answers nothing without what came before it; a
     section number ("1.2.8.") is never part of an answer."""
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "pos.txt").write_text(
+    engine = one_document_engine(
+        tmp_path,
+        embedder,
+        "pos.txt",
         "Attention by itself ignores word order. Transformers therefore add position "
         "information to every token before attention runs.\n\n1.2.8.\n\n"
         # sentences that outrank the first one, so that only the rule brings it in
         + " ".join(f"Model {n} adds position information to a token." for n in range(10))
-        + "\n"
+        + "\n",
     )
-    idx = Index.create(tmp_path / "idx", Settings(embedder=embedder.name), embedder)
-    idx.add(docs)
-    engine = QueryEngine(idx, EchoGenerator(), min_confidence=0.0, finder=False)
     answer = engine.ask("why do transformers add position information to every token?")
     assert answer.shape == "sentences" and not answer.abstained
     assert answer.generated.startswith("Attention by itself ignores word order. Transformers")
@@ -185,8 +195,6 @@ def test_a_comparison_is_answered_by_what_is_said_of_each(
 ) -> None:
     """When no run of sentences speaks of both things compared, the best sentence about
     each is given, each verbatim where it stands and cited, in reading order."""
-    docs = tmp_path / "docs"
-    docs.mkdir()
     source = (
         "BLEU computes modified n-gram precision against reference translations. "
         "It was introduced at IBM in 2002.\n\n"
@@ -194,10 +202,7 @@ def test_a_comparison_is_answered_by_what_is_said_of_each(
         "Some of them shared their systems. Others kept them closed.\n\n"
         "ROUGE measures recall of overlapping words against reference summaries.\n"
     )
-    (docs / "metrics.txt").write_text(source)
-    idx = Index.create(tmp_path / "idx", Settings(embedder=embedder.name), embedder)
-    idx.add(docs)
-    engine = QueryEngine(idx, EchoGenerator(), min_confidence=0.0, finder=False)
+    engine = one_document_engine(tmp_path, embedder, "metrics.txt", source)
     answer = engine.ask("BLEU vs ROUGE - what's the difference?")
     assert answer.shape == "sentences" and not answer.abstained
     bleu = "BLEU computes modified n-gram precision against reference translations."
@@ -218,16 +223,14 @@ def test_a_description_is_given_with_the_signature_it_describes(
 ) -> None:
     """A reference table's description ("Concatenates the two strings.") answers nothing
     without the signature on the line before it."""
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "strings.txt").write_text(
+    engine = one_document_engine(
+        tmp_path,
+        embedder,
+        "strings.txt",
         "String functions and operators.\n\n"
         "text || text → text\n\nConcatenates the two strings.\n\n"
-        "'Post' || 'greSQL' → PostgreSQL\n"
+        "'Post' || 'greSQL' → PostgreSQL\n",
     )
-    idx = Index.create(tmp_path / "idx", Settings(embedder=embedder.name), embedder)
-    idx.add(docs)
-    engine = QueryEngine(idx, EchoGenerator(), min_confidence=0.0, finder=False)
     answer = engine.ask("how do I concatenate the two strings?")
     assert answer.shape == "sentences" and not answer.abstained
     assert answer.generated.startswith("text || text → text\n\nConcatenates the two strings.")
@@ -236,18 +239,16 @@ def test_a_description_is_given_with_the_signature_it_describes(
 def test_a_question_asking_for_a_set_is_answered_from_where_the_set_is_announced(
     tmp_path: Path, embedder: HashEmbedder
 ) -> None:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "errors.txt").write_text(
+    engine = one_document_engine(
+        tmp_path,
+        embedder,
+        "errors.txt",
         "A hallucination is output of a model that is false; hallucination types of errors "
         "matter to users.\n\n"
         "Researchers distinguish two kinds. An intrinsic one contradicts the source. "
         "An extrinsic one adds what the source cannot support.\n\n"
-        "Measuring them is hard.\n"
+        "Measuring them is hard.\n",
     )
-    idx = Index.create(tmp_path / "idx", Settings(embedder=embedder.name), embedder)
-    idx.add(docs)
-    engine = QueryEngine(idx, EchoGenerator(), min_confidence=0.0, finder=False)
     answer = engine.ask("what types of hallucination errors are there?")
     assert answer.shape == "sentences" and not answer.abstained
     assert answer.generated == (
