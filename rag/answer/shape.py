@@ -80,6 +80,16 @@ _OWNED = re.compile(r"\w(?:'s|s')\s")  # "Tesla's ethnicity": a fact about Tesla
 _PURPOSE = re.compile(r"\sfor$", re.IGNORECASE)
 # where a question that follows its context may begin
 _CLAUSE = re.compile(r"[,;:.!?]\s+|\s+[-–—]+\s+")
+# a question framed by a leading phrase ("Because of the gold theme, what was ...", "In
+# 2005, what did ...") is a question about that frame, not context and then a question
+_FRAMED = re.compile(
+    r"^(because|in|after|since|rather|upon|along|besides|unlike|by|if|other|according|"
+    r"while|with|during|before|although|despite|from|on|at|as|apart|aside|once|following|"
+    r"prior|instead|except|under|within|through|throughout|among|between|for|to|like|"
+    r"regarding|concerning|beyond|outside|inside|besides|than)\b",
+    re.IGNORECASE,
+)
+_HOW_WHY = re.compile(r"^\s*(how|why)\b", re.IGNORECASE)
 _QUESTION_WORD = re.compile(
     r"^(what|which|who|whom|whose|when|where|why|how|is|are|was|were|can|could|should|"
     r"would|will|do|does|did|has|have)\b",
@@ -116,7 +126,8 @@ def shape(question: str) -> str:
     Typed as people type: "whats" is "what is"; a question followed by more words
     ("what's a .udeb file? saw one next to the debs") is shaped by its first question,
     one that follows its context ("the boot shows nothing, how can I see the messages")
-    by the question, and a request ("set up ssh so I can log in without a password")
+    by the question (after a framing phrase, "In 2005, what did ...", only a how or why
+    question), and a request ("set up ssh so I can log in without a password")
     wants sentences.
 
     >>> [shape(q) for q in ("what transaction isolation levels can I pick from?",
@@ -132,12 +143,19 @@ def shape(question: str) -> str:
     ...                     "set up ssh so i can log into my server without a password",
     ...                     "which network in a GAN judges whether an image is real?")]
     ['sentences', 'sentences', 'sentences', 'sentences', 'sentences', 'factoid']
+    >>> [shape(q) for q in ("in psql, how do I list all the tables?",
+    ...                     "Because of the gold theme, what was Super Bowl 50 known as?")]
+    ['sentences', 'factoid']
     """
     q = " ".join(question.strip().split())
     found = _shape_of(q)
     if found is None:
-        # the question may follow its context: the last clause that is one decides
-        clauses = [c for c in _CLAUSE.split(q)[1:] if c.strip()]
+        # the question may follow its context: the last clause that is one decides;
+        # after a framing phrase, only a how or why question is read apart from it
+        framed = _FRAMED.match(q)
+        clauses = [
+            c for c in _CLAUSE.split(q)[1:] if c.strip() and (not framed or _HOW_WHY.match(c))
+        ]
         found = next((f for c in reversed(clauses) if (f := _shape_of(c)) is not None), None)
     if found is None and _REQUEST.match(q):
         return SENTENCES
