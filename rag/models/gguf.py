@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rag.errors import ModelError
+from rag.errors import InvalidValue, ModelError
 from rag.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def converted(gguf: Path, label: str, dtype: str = "float32") -> Path:
     The folder name hashes the file's path and size, so a replaced file converts anew.
     """
     if dtype not in ("float32", "bfloat16"):
-        raise ValueError(f"dtype must be float32 or bfloat16, got {dtype!r}")
+        raise InvalidValue(f"dtype must be float32 or bfloat16, got {dtype!r}")
     try:
         size = gguf.stat().st_size
     except OSError as exc:
