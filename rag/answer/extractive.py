@@ -248,7 +248,17 @@ def _sentences(
     may follow a sentence that introduces it with a colon.
     """
     run = _run(hits[readable[0].passage].text, readable[0], readable, ranked)
-    answer = hits[run[0].passage].text[run[0].start : run[-1].end]
+    return _whole(hits, run, on_token)
+
+
+def _quote(hits: list[Hit], run: list[Sentence]) -> str:
+    """The text ``run`` spans in its passage, as it stands."""
+    return hits[run[0].passage].text[run[0].start : run[-1].end]
+
+
+def _whole(hits: list[Hit], run: list[Sentence], on_token: Callable[[str], None] | None) -> Reading:
+    """The answer that is ``run`` as it stands, streamed at once."""
+    answer = _quote(hits, run)
     if on_token is not None:
         on_token(answer)
     return Reading(Generation(answer, [], 0, 0), hits, [run[0].passage + 1], run)
@@ -270,12 +280,8 @@ def _announced_set(
     )
     if announcing is None:
         return None
-    text = hits[announcing.passage].text
-    run = _run(text, announcing, readable, ranked, grow=False, follow=True)
-    answer = text[run[0].start : run[-1].end]
-    if on_token is not None:
-        on_token(answer)
-    return Reading(Generation(answer, [], 0, 0), hits, [announcing.passage + 1], run)
+    run = _run(hits[announcing.passage].text, announcing, readable, ranked, grow=False, follow=True)
+    return _whole(hits, run, on_token)
 
 
 def _comparison(
@@ -304,7 +310,7 @@ def _comparison(
     if a[0].passage == b[0].passage and b[0].start <= a[-1].end:  # they overlap: one run
         merged = sorted({*a, *b}, key=lambda s: s.start)
         runs = [merged]
-    quotes = [(r[0].passage + 1, hits[r[0].passage].text[r[0].start : r[-1].end]) for r in runs]
+    quotes = [(r[0].passage + 1, _quote(hits, r)) for r in runs]
     answer = "\n\n".join(q for _, q in quotes)
     if on_token is not None:
         on_token(answer)

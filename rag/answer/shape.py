@@ -153,9 +153,7 @@ def shape(question: str) -> str:
         # the question may follow its context: the last clause that is one decides;
         # after a framing phrase, only a how or why question is read apart from it
         framed = _FRAMED.match(q)
-        clauses = [
-            c for c in _CLAUSE.split(q)[1:] if c.strip() and (not framed or _HOW_WHY.match(c))
-        ]
+        clauses = [c for c in _clauses(q) if not framed or _HOW_WHY.match(c)]
         found = next((f for c in reversed(clauses) if (f := _shape_of(c)) is not None), None)
     if found is None and _REQUEST.match(q):
         return SENTENCES
@@ -193,4 +191,10 @@ def asks_for_set(question: str) -> bool:
     False
     """
     q = _WHAT_IS.sub("what is", " ".join(question.strip().split()))
-    return any(_LIST.search(c.strip()) for c in [q, *_CLAUSE.split(q)[1:]])
+    return any(_LIST.search(c) for c in [q, *_clauses(q)])
+
+
+def _clauses(question: str) -> list[str]:
+    """The clauses of ``question`` after its first, where a question that follows its
+    context may begin."""
+    return [c.strip() for c in _CLAUSE.split(question)[1:] if c.strip()]
