@@ -23,6 +23,7 @@ from rag.server.errors import install as install_error_handlers
 from rag.server.generation import Answers
 from rag.server.guards import BearerToken, BodyLimit
 from rag.server.query import router as query_api
+from rag.server.searches import SearchBatcher
 
 MIB = 1024 * 1024
 # The page at /: one file, no build step, no asset from elsewhere.
@@ -58,9 +59,11 @@ def create_app(index: Index, generator: Generator, options: ServeOptions) -> Fas
         redoc_url=None,
     )
     answers = Answers(index, generator, options.ask_queue)
+    searches = SearchBatcher(index)
     app.state.answers = answers
+    app.router.on_shutdown.append(searches.close)
     install_error_handlers(app)
-    app.include_router(query_api(index, answers))
+    app.include_router(query_api(index, searches, answers))
     app.include_router(documents_api(index, options.uploads))
     app.include_router(chat_api(answers, options.model_id))
     page = PAGE.read_text(encoding="utf-8")

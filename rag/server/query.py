@@ -14,6 +14,7 @@ from rag.index import Index
 from rag.server.errors import describe, errors
 from rag.server.generation import Answers, Event
 from rag.server.schemas import AskRequest, SearchRequest
+from rag.server.searches import SearchBatcher
 from rag.types import Where
 
 # Headers that keep proxies from holding back the events of a stream.
@@ -33,13 +34,13 @@ STREAMED: dict[int | str, dict[str, Any]] = {
 }
 
 
-def router(index: Index, answers: Answers) -> APIRouter:
+def router(index: Index, searches: SearchBatcher, answers: Answers) -> APIRouter:
     api = APIRouter(prefix="/v1")
 
     @api.post("/search", responses=errors(400, 401, 413, 422, 503))
     def search(body: SearchRequest) -> dict[str, Any]:
         """The passages that best match the query (``rag search --json``)."""
-        hits = index.search(body.query, body.k, body.mode, Where.of(body.where))
+        hits = searches.search(body.query, body.k, body.mode, Where.of(body.where))
         return {"hits": [h.to_dict() for h in hits]}
 
     @api.post(
