@@ -1,8 +1,8 @@
 """``rag`` with the fake models registered, for tests that run ``rag serve`` as a process.
 
 ``python -m tests.serving serve --index IDX --port N`` is ``rag serve`` in a process that
-knows ``fake-hash`` (slow on texts marked ``SLOW_MARK``), ``fake-echo`` and
-``fake-slow`` (an echo that takes its time).
+knows ``fake-hash`` (slow on texts marked ``SLOW_MARK``), ``fake-echo``, ``fake-slow``
+(an echo that takes its time) and ``fake-drip`` (tokens that come slowly).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from tests.fakes import EchoGenerator, HashEmbedder
 SLOW_SECONDS = 2.0
 # Text holding this takes the embedder SLOW_SECONDS to embed: an ingest to stop a server in.
 SLOW_MARK = "slow-to-embed"
+# The dripping generator's tokens, and the seconds before each.
+DRIP_TOKENS, DRIP_SECONDS = 20, 0.2
 
 
 class SlowHashEmbedder(HashEmbedder):
@@ -51,10 +53,34 @@ class SlowGenerator(EchoGenerator):
         )  # fmt: skip
 
 
+class DripGenerator(EchoGenerator):
+    """``fake-drip``: DRIP_TOKENS tokens, one every DRIP_SECONDS, whoever reads them."""
+
+    name = "fake-drip"
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        max_new_tokens: int = 64,
+        stop: Sequence[str] = (),
+        on_token: Callable[[str], None] | None = None,
+        copy_from: CopyFrom | None = None,
+    ) -> Generation:
+        words = [f"word{n}" for n in range(DRIP_TOKENS)]
+        for n, word in enumerate(words):
+            time.sleep(DRIP_SECONDS)
+            if on_token is not None:
+                on_token(word if n == 0 else " " + word)
+        text = " ".join(words)
+        return Generation(text, [], len(prompt.split()), len(words))
+
+
 def register() -> None:
     register_embedder("fake-hash", SlowHashEmbedder)
     register_generator("fake-echo", EchoGenerator)
     register_generator("fake-slow", SlowGenerator)
+    register_generator("fake-drip", DripGenerator)
 
 
 if __name__ == "__main__":

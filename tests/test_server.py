@@ -26,7 +26,7 @@ from rag.settings import Settings
 from tests.conftest import CORPUS, ROOT
 from tests.conftest import run_cli as run
 from tests.fakes import HashEmbedder
-from tests.serving import SLOW_MARK
+from tests.serving import DRIP_SECONDS, DRIP_TOKENS, SLOW_MARK
 
 QUESTION = "what is the reparameterization trick?"
 
@@ -498,6 +498,33 @@ def test_a_full_ask_queue_answers_503_while_searches_go_on(folder: Path, index: 
         assert time.monotonic() - started < 1.5  # not behind the answer being generated
         first.join()
         assert results == [200]
+    finally:
+        assert srv.stop() == 0
+
+
+def test_a_stream_its_client_drops_gives_up_its_place(folder: Path, index: Path) -> None:
+    srv = Server(folder, "--index", str(index), "--generator", "fake-drip", "--ask-queue", "0")
+    try:
+        body = {"question": QUESTION, "answer_mode": "generative"}
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+        conn.request("POST", "/v1/ask", json.dumps({**body, "stream": True}),
+                     {"Content-Type": "application/json"})  # fmt: skip
+        response = conn.getresponse()
+        assert response.status == 200
+        assert response.read1().startswith(b"event: token")
+        response.close()
+        conn.close()  # the client goes away after the first token
+        dropped = time.monotonic()
+        whole = DRIP_TOKENS * DRIP_SECONDS  # what the dropped answer would still take
+        while True:
+            tried = time.monotonic()
+            status, _, raw = call("POST", srv.url + "/v1/ask", body)
+            if status != 503:
+                break
+            assert tried - dropped < whole, "the dropped answer kept its place to the end"
+            time.sleep(0.1)
+        assert status == 200, raw
+        assert tried - dropped < whole / 2
     finally:
         assert srv.stop() == 0
 

@@ -15,13 +15,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
 
 from rag.answer.engine import NOT_FOUND
 from rag.errors import InvalidValue
 from rag.server.errors import describe, errors
 from rag.server.generation import Answers, Event
-from rag.server.query import STREAM_HEADERS, STREAMED
+from rag.server.query import STREAMED, EventStream
 from rag.server.schemas import ChatMessage, ChatRequest
 from rag.types import Answer
 
@@ -41,16 +40,14 @@ def router(answers: Answers, model_id: str) -> APIRouter:
         response_model=None,
         responses={**STREAMED, **errors(400, 401, 413, 422, 503)},
     )
-    def chat(body: ChatRequest) -> dict[str, Any] | StreamingResponse:
+    def chat(body: ChatRequest) -> dict[str, Any] | EventStream:
         """Answer the last user message from the documents, citing them."""
         question = last_question(body.messages)
         reply = Reply(model_id)
         if not body.stream:
             return reply.completion(answers.ask(question))
         events = answers.stream(question)
-        return StreamingResponse(
-            reply.chunks(events), media_type="text/event-stream", headers=STREAM_HEADERS
-        )
+        return EventStream(reply.chunks(events), events)
 
     return api
 

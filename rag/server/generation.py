@@ -8,7 +8,6 @@ answers have been taking. Searches do not pass through here: they run concurrent
 
 from __future__ import annotations
 
-import itertools
 import logging
 import queue
 import threading
@@ -119,9 +118,7 @@ class Answers:
         with self.queue.admit():
             return engine.ask(question, k=k)
 
-    def stream(
-        self, question: str, k: int | None = None, mode: str | None = None
-    ) -> Iterator[Event]:
+    def stream(self, question: str, k: int | None = None, mode: str | None = None) -> AnswerStream:
         """Token events, then one answer event (or an error event).
 
         Returns once the first event is there, so that a question the engine refuses,
@@ -130,12 +127,21 @@ class Answers:
         engine = self.engine(mode)
         turn = self.queue.admit()
         events: queue.Queue[Event] = queue.Queue()
+        gone = threading.Event()  # nobody reads the events any more
+
+        def token(text: str) -> None:
+            if gone.is_set():
+                raise _Dropped
+            events.put(("token", text))
 
         def run() -> None:
             with turn:
+                if gone.is_set():
+                    return  # given up while waiting: the next answer goes instead
                 try:
-                    answer = engine.ask(question, k=k, on_token=lambda t: events.put(("token", t)))
-                    events.put(("answer", answer))
+                    events.put(("answer", engine.ask(question, k=k, on_token=token)))
+                except _Dropped:
+                    log.info("stopped an answer that nobody reads any more")
                 except Exception as e:  # handed to the request, which answers with it
                     events.put(("error", e))
 
@@ -144,12 +150,32 @@ class Answers:
         first = events.get()
         if first[0] == "error":
             raise first[1]
-        return itertools.chain([first], _until_done(events) if first[0] == "token" else ())
+        return AnswerStream(_until_done(first, events), gone)
 
 
-def _until_done(events: queue.Queue[Event]) -> Iterator[Event]:
-    while True:
+class AnswerStream(Iterator[Event]):
+    """The events of an answer being generated. ``close()`` says nobody reads them any
+    more (its client went away): the answer stops at its next token and gives its place
+    in the queue to the next one."""
+
+    def __init__(self, events: Iterator[Event], gone: threading.Event) -> None:
+        self._events = events
+        self._gone = gone
+
+    def __next__(self) -> Event:
+        return next(self._events)
+
+    def close(self) -> None:
+        self._gone.set()
+
+
+class _Dropped(Exception):
+    """Raised into the generation of an answer that nobody reads any more."""
+
+
+def _until_done(first: Event, events: queue.Queue[Event]) -> Iterator[Event]:
+    event = first
+    yield event
+    while event[0] == "token":
         event = events.get()
         yield event
-        if event[0] != "token":
-            return

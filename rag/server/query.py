@@ -9,10 +9,11 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from rag.index import Index
 from rag.server.errors import describe, errors
-from rag.server.generation import Answers, Event
+from rag.server.generation import Answers, AnswerStream, Event
 from rag.server.schemas import AskRequest, SearchRequest
 from rag.server.searches import SearchBatcher
 from rag.types import Where
@@ -46,15 +47,13 @@ def router(index: Index, searches: SearchBatcher, answers: Answers) -> APIRouter
     @api.post(
         "/ask", response_model=None, responses={**STREAMED, **errors(400, 401, 413, 422, 503)}
     )
-    def ask(body: AskRequest) -> dict[str, Any] | StreamingResponse:
+    def ask(body: AskRequest) -> dict[str, Any] | EventStream:
         """An answer with its citations (``rag ask --json``), or a stream of
         ``token`` events then one ``answer`` event."""
         if not body.stream:
             return answers.ask(body.question, body.k, body.answer_mode).to_dict()
         events = answers.stream(body.question, body.k, body.answer_mode)
-        return StreamingResponse(
-            _server_sent(events), media_type="text/event-stream", headers=STREAM_HEADERS
-        )
+        return EventStream(_server_sent(events), events)
 
     @api.get("/status", responses=errors(401, 503))
     def status() -> dict[str, Any]:
@@ -62,6 +61,21 @@ def router(index: Index, searches: SearchBatcher, answers: Answers) -> APIRouter
         return asdict(index.status())
 
     return api
+
+
+class EventStream(StreamingResponse):
+    """Server-sent events of an answer being generated. However the response ends, sent
+    whole or its client gone, the answer is closed: a generation nobody reads stops."""
+
+    def __init__(self, content: Iterator[str], answer: AnswerStream) -> None:
+        super().__init__(content, media_type="text/event-stream", headers=STREAM_HEADERS)
+        self.answer = answer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.answer.close()
 
 
 def sse(event: str, data: Any) -> str:
