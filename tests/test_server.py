@@ -477,6 +477,35 @@ def test_document_pages_in_postgresql(pg_url: str, tmp_path: Path) -> None:
             assert page == folder.store.document_page(3, 4) and len(page) == 4
 
 
+def test_serving_a_postgresql_index(pg_url: str, tmp_path: Path) -> None:
+    e = HashEmbedder()
+    with Index.create(pg_url, Settings(embedder=e.name, generator="fake-echo"), e) as idx:
+        idx.add(CORPUS)
+        expected = [h.chunk_id for h in idx.search("diffusion noise schedule", 4)]
+    uploads = tmp_path / "uploads"
+    srv = Server(tmp_path, "--index", pg_url, "--uploads", str(uploads))
+    try:
+        hits = ok("POST", srv.url + "/v1/search", {"query": "diffusion noise schedule", "k": 4})
+        assert [h["chunk_id"] for h in hits["hits"]] == expected
+        answer = ok("POST", srv.url + "/v1/ask", {"question": QUESTION})
+        cited = answer["citations"][0]
+        quote = ok("GET", f"{srv.url}/v1/documents/{cited['doc_id']}/text"
+                   f"?start={cited['quote_start']}&end={cited['quote_end']}")  # fmt: skip
+        assert quote["text"] and quote["text"] in answer["answer"]
+
+        data, headers = multipart({"quokka.md": b"# Quokka\n\nThe quokka is a marsupial.\n"})
+        assert ok("POST", srv.url + "/v1/documents", data=data, headers=headers)["added"] == 1
+        assert (uploads / "quokka.md").exists()
+        top = ok("POST", srv.url + "/v1/search", {"query": "quokka marsupial", "k": 1})["hits"]
+        assert top[0]["doc_id"] == "quokka.md"
+        assert ok("DELETE", srv.url + "/v1/documents/quokka.md")["removed"] == 1
+        top = ok("POST", srv.url + "/v1/search", {"query": "quokka marsupial", "k": 3})["hits"]
+        assert "quokka.md" not in {h["doc_id"] for h in top}
+        assert ok("GET", srv.url + "/v1/status")["documents"] == len(list(CORPUS.glob("*.md")))
+    finally:
+        assert srv.stop() == 0, srv.log.read_text()
+
+
 def test_a_full_ask_queue_answers_503_while_searches_go_on(folder: Path, index: Path) -> None:
     srv = Server(folder, "--index", str(index), "--generator", "fake-slow", "--ask-queue", "0")
     try:
