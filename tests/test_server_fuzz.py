@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis.strategies import SearchStrategy
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from schemathesis.specs.openapi.schemas import OpenApiSchema
@@ -100,9 +101,32 @@ def test_every_operation_answers_as_declared(
 ) -> None:
     operation = api.find_operation_by_label(label)
     assert operation is not None, label
-    pinned = {"doc_id": doc_id} if doc_id else None
+    statuses = fuzz(
+        operation.as_strategy(mode, path_parameters={"doc_id": doc_id} if doc_id else None), fuzzed
+    )
+    # the fuzz did run: one request when there is nothing to vary
+    fixed = label in NO_INPUT or (doc_id is not None and label in NO_WRONG_INPUT)
+    assert len(statuses) >= (1 if fixed else EXAMPLES // 2), statuses
 
-    @given(case=operation.as_strategy(mode, path_parameters=pinned))
+
+def test_chat_questions_reach_the_answer(api: OpenApiSchema, fuzzed: Server) -> None:
+    # A generated chat practically never has a user message, so the last message is
+    # made the user's: its fuzzed content, text or parts, is the question asked.
+    operation = api.find_operation_by_label("POST /v1/chat/completions")
+    assert operation is not None
+
+    def asked(case: schemathesis.Case) -> schemathesis.Case:
+        case.body["messages"][-1]["role"] = "user"
+        return case
+
+    statuses = fuzz(operation.as_strategy(GenerationMode.POSITIVE).map(asked), fuzzed)
+    assert len(statuses) >= EXAMPLES // 2 and 200 in statuses, statuses
+
+
+def fuzz(strategy: SearchStrategy[schemathesis.Case], fuzzed: Server) -> list[int]:
+    """The statuses of the requests ``strategy`` makes, each checked as declared."""
+
+    @given(case=strategy)
     @settings(
         max_examples=EXAMPLES,
         deadline=None,
@@ -122,6 +146,4 @@ def test_every_operation_answers_as_declared(
 
     statuses: list[int] = []
     answers_as_declared()
-    # the fuzz did run: one request when there is nothing to vary
-    fixed = label in NO_INPUT or (doc_id is not None and label in NO_WRONG_INPUT)
-    assert len(statuses) >= (1 if fixed else EXAMPLES // 2), statuses
+    return statuses
