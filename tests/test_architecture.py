@@ -155,6 +155,8 @@ def test_docstring_examples_hold() -> None:
         "rag.storage.lexical",
         "rag.storage.removal",
         "rag.answer.shape",
+        "rag.answer.compare",
+        "rag.answer.define",
         "rag.models.batching",
         "rag.models.tokenizers",
         "rag.server.documents",

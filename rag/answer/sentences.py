@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from rag.answer.confidence import log_odds
+from rag.answer.define import defined_terms, defines
 from rag.models.embedder import Embedder
 from rag.models.finder import AnswerFinder
 from rag.text import content_words, sentence_spans
@@ -35,6 +36,9 @@ FINDER_BLEND = 4.0
 # the finder, the best of the top 6 passages' sentences held the answer for 75.8 % of 400
 # questions of the SQuAD dev articles at 2 (74.2 % at 0, 73.8 % at 3, 71.0 % at 6).
 RANK_WEIGHT = 2.0
+# A sentence that defines the term a definition question asks about (rag.answer.define)
+# gains this much.
+DEFINES_BONUS = 5.0
 
 
 @dataclass(frozen=True)
@@ -52,9 +56,10 @@ class Sentence:
     text: str
     similarity: float
     overlap: float
+    rank: int = 0
+    defines: bool = False
     holds: float | None = None
     span: tuple[int, int] | None = None
-    rank: int = 0
 
     @property
     def evidence(self) -> float:
@@ -66,10 +71,12 @@ class Sentence:
 
     @property
     def score(self) -> float:
-        """Its ``evidence``, marked down by its passage's rank (with the finder)."""
+        """Its ``evidence``, marked down by its passage's rank (with the finder), and
+        raised when it defines the term asked about."""
+        bonus = DEFINES_BONUS if self.defines else 0.0
         if self.holds is None:
-            return self.evidence
-        return self.evidence - RANK_WEIGHT * math.log1p(self.rank)
+            return self.evidence + bonus
+        return self.evidence - RANK_WEIGHT * math.log1p(self.rank) + bonus
 
 
 def rank_sentences(
@@ -91,9 +98,11 @@ def rank_sentences(
     weight = {w: math.log(1 + len(texts) / (1 + seen[w])) for w in asked}
     total = sum(weight.values()) or 1.0
     found_by = finder.find(question, texts) if finder is not None else None
+    terms = defined_terms(question)
+    defining = [bool(terms) and defines(t, terms) for t in texts]
     sentences = [
-        Sentence(n, s, e, t, float(sim), sum(weight[w] for w in ws & asked) / total, rank=n)
-        for (n, s, e), t, sim, ws in zip(found, texts, similarity, words)
+        Sentence(n, s, e, t, float(sim), sum(weight[w] for w in ws & asked) / total, n, d)
+        for (n, s, e), t, sim, ws, d in zip(found, texts, similarity, words, defining)
     ]
     if found_by is not None:
         sentences = [
