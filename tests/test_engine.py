@@ -438,3 +438,47 @@ def test_the_answer_length_limit_reaches_the_generator(index: Index, answer_mode
     answer = engine.ask("which process adds noise to the data in diffusion models?")
     assert gen.prompts, "the model was asked"
     assert answer.generated == "one two three"
+
+
+def test_a_definition_question_is_answered_by_the_sentence_that_defines_the_term(
+    tmp_path: Path, embedder: HashEmbedder
+) -> None:
+    """Sentences that only mention autovacuum, with more of the question's words, lose
+    to the one that says what it is."""
+    engine = one_document_engine(
+        tmp_path,
+        embedder,
+        "vacuum.txt",
+        "What is autovacuum doing when the autovacuum daemon does not run at all? "
+        "Tables hold rows. Rows hold values. Values have types.\n\n"
+        "PostgreSQL has an optional feature called autovacuum, whose purpose is to "
+        "automate the execution of VACUUM and ANALYZE commands.\n\n"
+        "Indexes speed up reads. Writes update indexes. Pages hold tuples.\n\n"
+        "What is autovacuum logging is set by a parameter.\n",
+    )
+    answer = engine.ask("what is autovacuum?")
+    assert not answer.abstained
+    assert "PostgreSQL has an optional feature called autovacuum, whose" in answer.generated
+    assert "daemon" not in answer.generated and "logging" not in answer.generated
+
+
+def test_which_function_is_answered_by_the_signature_the_best_sentence_describes(
+    tmp_path: Path, embedder: HashEmbedder
+) -> None:
+    """The description holds the question's words and the signature above it the name:
+    the answer is both, and not the example line of the entry above."""
+    engine = one_document_engine(
+        tmp_path,
+        embedder,
+        "functions.txt",
+        "repeat ( string text, number integer ) → text\n\n"
+        "Repeats string the specified number of times.\n\n"
+        "repeat('Pg', 4) → PgPgPgPg\n\n"
+        "replace ( string text, from text, to text ) → text\n\n"
+        "Replaces all occurrences in string of substring from with substring to.\n\n"
+        "replace('abcdefabcdef', 'cd', 'XX') → abXXefabXXef\n\n",
+    )
+    answer = engine.ask("which function replaces all occurrences of a substring in a string?")
+    assert answer.shape == "factoid" and not answer.abstained
+    assert answer.generated.startswith("replace ( string text, from text, to text ) → text\n\n")
+    assert "Replaces all occurrences in string" in answer.generated

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from rag.answer.compare import compared, mentions
 from rag.answer.reading import STOP, Reading, says_not_found
 from rag.answer.sentences import Sentence
-from rag.answer.shape import SENTENCES, asks_for_set
+from rag.answer.shape import SENTENCES, asks_for_name, asks_for_set
 from rag.models.generation import CopyFrom, Generation, Generator
 from rag.text import (
     content_words,
@@ -134,6 +134,10 @@ class Extractive:
             if answer is None and asks_for_set(question):
                 answer = _announced_set(hits, readable, ranked, on_token)
             return answer or _sentences(hits, readable, ranked, on_token)
+        if asks_for_name(question) and _described(hits, readable[0], ranked):
+            # "which function replaces ...": the description is the best sentence and
+            # the name is the signature above it; both are the answer
+            return _sentences(hits, readable, ranked, on_token)
         # a span of the question's own words answers nothing: the next sentence is read,
         # and if its span says nothing either, the best sentence is the answer
         for first in range(min(SPAN_TRIES, len(readable))):
@@ -218,9 +222,21 @@ def _describes(text: str, signature: Sentence, s: Sentence) -> bool:
     """Whether ``s`` opens a line that describes the command or signature standing on
     the line before it ("text || text → text" / "Concatenates the two strings."): the
     description answers nothing without it."""
-    own_line = line_around(text, signature.start, signature.end) == (signature.start, signature.end)
     opens_line = not text[text.rfind("\n", 0, s.start) + 1 : s.start].strip()
-    return own_line and opens_line and _is_code(text, (signature.start, signature.end))
+    return opens_line and _code_line(text, signature) and not _code_line(text, s)
+
+
+def _code_line(text: str, s: Sentence) -> bool:
+    """Whether ``s`` is a command or signature standing on a line of its own."""
+    line = (s.start, s.end)
+    return line_around(text, *line) == line and _is_code(text, line)
+
+
+def _described(hits: list[Hit], s: Sentence, ranked: list[Sentence]) -> bool:
+    """Whether ``s`` describes the command or signature on the line before it."""
+    text = hits[s.passage].text
+    before = _preceding(text, s, ranked)
+    return before is not None and _describes(text, before, s)
 
 
 def _is_code(text: str, line: tuple[int, int]) -> bool:
@@ -342,8 +358,8 @@ def _run(
             if _adjoin(text, run[-1].end, s.start):
                 run.append(s)
                 grew = True
-            elif _adjoin(text, s.end, run[0].start):
-                run.insert(0, s)
+            elif _adjoin(text, s.end, run[0].start) and not _code_line(text, run[0]):
+                run.insert(0, s)  # not above a signature: that is another entry's
                 grew = True
     before = _preceding(text, run[0], ranked)
     leans = before is not None and _LEANS_BACK.match(run[0].text) and _reads_as_sentence(before)

@@ -103,6 +103,12 @@ _REQUEST = re.compile(
     r"back\s+up|backup|restore|rename|move|copy|update|upgrade|explain|help)\b",
     re.IGNORECASE,
 )
+_NAMED_THING = re.compile(
+    r"\b(?:which|what)\s+(?:\w+\s+){0,2}?(?:function|command|operator|option|flag|"
+    r"setting|parameter|view|statement|clause|keyword|utility|program|tool|meta-command|"
+    r"variable|method|call|syntax)s?\b",
+    re.IGNORECASE,
+)
 _WHAT_IS = re.compile(r"^what(?:'s|’s|s)(?=\s)", re.IGNORECASE)
 
 
@@ -192,6 +198,18 @@ def asks_for_set(question: str) -> bool:
     """
     q = _WHAT_IS.sub("what is", " ".join(question.strip().split()))
     return any(_LIST.search(c) for c in [q, *_clauses(q)])
+
+
+def asks_for_name(question: str) -> bool:
+    """Whether ``question`` asks which function, command, option... does something: its
+    answer is a name as written in code.
+
+    >>> asks_for_name("which function replaces every occurrence of a substring?")
+    True
+    >>> asks_for_name("which network in a GAN judges whether an image is real?")
+    False
+    """
+    return _NAMED_THING.search(question) is not None
 
 
 def _clauses(question: str) -> list[str]:
