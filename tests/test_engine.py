@@ -482,3 +482,20 @@ def test_which_function_is_answered_by_the_signature_the_best_sentence_describes
     assert answer.shape == "factoid" and not answer.abstained
     assert answer.generated.startswith("replace ( string text, from text, to text ) → text\n\n")
     assert "Replaces all occurrences in string" in answer.generated
+
+
+def test_a_run_of_lines_that_end_like_no_sentence_is_not_an_answer(
+    tmp_path: Path, embedder: HashEmbedder
+) -> None:
+    """An index of terms matches every word of the question and says nothing."""
+    engine = one_document_engine(
+        tmp_path,
+        embedder,
+        "manual.txt",
+        "index types, B-tree\nindex types, hash\nindex types, GiST\nindex types, GIN\n"
+        "index types, BRIN\nindex, partial\n\n"
+        "Each of the index types uses a different algorithm that suits other queries.\n",
+    )
+    answer = engine.ask("how do the index types differ?")
+    assert not answer.abstained
+    assert answer.generated.startswith("Each of the index types uses a different algorithm")

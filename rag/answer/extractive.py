@@ -244,10 +244,14 @@ def _is_code(text: str, line: tuple[int, int]) -> bool:
 
 
 def _reads_as_sentence(s: Sentence) -> bool:
-    """Whether ``s`` reads as a sentence, not as a title, a label or a section number:
-    it has words, and it ends like a sentence or is long enough to say something
+    """Whether ``s`` reads as a sentence, not as a title, a label, a section number or
+    a run of lines none of which ends like a sentence (a table, an index of terms): it
+    has words, and it ends like a sentence or is long enough to say something
     (``Isolation Levels`` and ``1.2.8.`` do not)."""
-    if not re.search(r"[^\W\d_]{2}", s.text):
+    lines = [line for line in s.text.splitlines() if line.strip()]
+    if not re.search(r"[^\W\d_]{2}", s.text) or (
+        len(lines) >= 4 and sum(line.rstrip()[-1] in ".!?:;" for line in lines) < len(lines) / 4
+    ):
         return False
     return s.text.rstrip()[-1:] in ".!?:;)" or len(s.text.split()) >= MIN_WORDS
 
