@@ -81,6 +81,9 @@ def says_something(text: str) -> bool:
     return any(w not in STOPWORDS for w in WORD.findall(text.lower()))
 
 
+_SECTION_NUMBER = re.compile(r"^\d+(?:\.\d+)+\.?$")
+
+
 def says_more(answer: str, question: str) -> bool:
     """Whether ``answer`` holds a word (by stem) that is neither a stop word nor in
     ``question``: "strings" says nothing to "how do I concatenate two strings?".
@@ -89,7 +92,14 @@ def says_more(answer: str, question: str) -> bool:
     False
     >>> says_more("8", "how many heads does the model have?")
     True
+
+    A section number ("1.4.4.") says nothing either.
+
+    >>> says_more("1.4.4.", "which tool copies text to the clipboard?")
+    False
     """
+    if _SECTION_NUMBER.match(answer.strip()):
+        return False
     words = [w for w in WORD.findall(answer.lower()) if w not in STOPWORDS]
     return bool(set(_stemmer().stemWords(words)) - content_stems(question))
 
