@@ -20,6 +20,13 @@ from collections.abc import Callable
 
 from rag.answer.compare import compared, mentions
 from rag.answer.reading import STOP, Reading, says_not_found
+from rag.answer.runs import (
+    described,
+    following,
+    is_code,
+    reads_as_sentence,
+    sentence_run,
+)
 from rag.answer.sentences import Sentence
 from rag.answer.shape import SENTENCES, asks_for_name, asks_for_set
 from rag.models.generation import CopyFrom, Generation, Generator
@@ -27,18 +34,12 @@ from rag.text import (
     content_words,
     find_span,
     line_around,
-    list_block_end,
-    looks_like_code,
     says_more,
     squeeze,
     whole_words,
 )
 from rag.types import Hit
 
-# A sentence answer runs to at most this many sentences, joining the best one with
-# neighbours that rank among the best this many.
-MAX_SENTENCES = 3
-NEIGHBOUR_RANK = 8
 # A question asking for a set is answered from a sentence announcing one ("distinguishes
 # two kinds", "three steps:") among this many of the best sentences.
 ANNOUNCE_RANK = 5
@@ -51,24 +52,8 @@ _ANNOUNCES = re.compile(
 )
 # A comparison's two things are looked for among this many of the best sentences.
 COMPARE_RANK = 12
-# A list introduced by a sentence ending in a colon is answered whole up to this length.
-MAX_LIST_CHARS = 1500
-# A command or signature line is answered whole up to this length.
-MAX_CODE_CHARS = 300
 # Sentences read, best first, for a span that says more than the question.
 SPAN_TRIES = 2
-# Text without sentence punctuation this short is a title or a label, not an answer.
-MIN_WORDS = 6
-# A sentence that opens with one of these leans on the sentence before it ("Their main
-# drawback is slow sampling", "Transformers therefore add position information"): an
-# answer that starts with it starts one sentence earlier, where the text runs on.
-_LEANS_BACK = re.compile(
-    r"^\W*(?:this|these|that|those|it|its|they|their|them|such|therefore|thus|hence|so|"
-    r"however|but|instead|also|then|consequently|as a result|in contrast|for this reason|"
-    r"because of this|here|he|she|his|her)\b|^\W*\w+\s+(?:therefore|thus|also|then)\b",
-    re.IGNORECASE,
-)
-
 INSTRUCTION = (
     "Answer each question with a short span copied word for word from its passage. "
     "Use nothing but the passage."
@@ -127,14 +112,14 @@ class Extractive:
     ) -> Reading | None:
         if not ranked:  # headings only: no sentence to copy from
             return None
-        readable = [s for s in ranked if _reads_as_sentence(s)] or ranked
+        readable = [s for s in ranked if reads_as_sentence(s)] or ranked
         if shape == SENTENCES:
             pair = compared(question)
             answer = _comparison(hits, readable, ranked, pair, on_token) if pair else None
             if answer is None and asks_for_set(question):
                 answer = _announced_set(hits, readable, ranked, on_token)
             return answer or _sentences(hits, readable, ranked, on_token)
-        if asks_for_name(question) and _described(hits, readable[0], ranked):
+        if asks_for_name(question) and described(hits, readable[0], ranked):
             # "which function replaces ...": the description is the best sentence and
             # the name is the signature above it; both are the answer
             return _sentences(hits, readable, ranked, on_token)
@@ -186,74 +171,15 @@ def _marked_span(hits: list[Hit], best: Sentence, ranked: list[Sentence]) -> Rea
     assert best.span is not None
     text = hits[best.passage].text
     a, b = whole_words(text, best.start + best.span[0], best.start + best.span[1])
-    following = _following(text, best, ranked) if best.text.rstrip().endswith(":") else None
-    if following is not None:
-        command = line_around(text, following.start, following.start)
-        if _is_code(text, command):
+    then = following(text, best, ranked) if best.text.rstrip().endswith(":") else None
+    if then is not None:
+        command = line_around(text, then.start, then.start)
+        if is_code(text, command):
             a, b = command
-    if _is_code(text, line := line_around(text, a, b)):
+    if is_code(text, line := line_around(text, a, b)):
         a, b = line
     answer = text[a:b]
     return Reading(Generation(answer, [], 0, 0), hits, [best.passage + 1], [best])
-
-
-def _adjoin(text: str, end: int, start: int) -> bool:
-    """Only white space between ``text[:end]`` and ``text[start:]``."""
-    return end <= start and not text[end:start].strip()
-
-
-def _following(text: str, s: Sentence, ranked: list[Sentence]) -> Sentence | None:
-    """The sentence right after ``s`` in its passage ``text``, with only white space
-    between them; None if there is none."""
-    after = [r for r in ranked if r.passage == s.passage and r.start >= s.end]
-    nearest = min(after, key=lambda r: r.start, default=None)
-    return nearest if nearest is not None and _adjoin(text, s.end, nearest.start) else None
-
-
-def _preceding(text: str, s: Sentence, ranked: list[Sentence]) -> Sentence | None:
-    """The sentence right before ``s`` in its passage ``text``, with only white space
-    between them; None if there is none."""
-    before = [r for r in ranked if r.passage == s.passage and r.end <= s.start]
-    nearest = max(before, key=lambda r: r.end, default=None)
-    return nearest if nearest is not None and _adjoin(text, nearest.end, s.start) else None
-
-
-def _describes(text: str, signature: Sentence, s: Sentence) -> bool:
-    """Whether ``s`` opens a line that describes the command or signature standing on
-    the line before it ("text || text → text" / "Concatenates the two strings."): the
-    description answers nothing without it."""
-    opens_line = not text[text.rfind("\n", 0, s.start) + 1 : s.start].strip()
-    return opens_line and _code_line(text, signature) and not _code_line(text, s)
-
-
-def _code_line(text: str, s: Sentence) -> bool:
-    """Whether ``s`` is a command or signature standing on a line of its own."""
-    line = (s.start, s.end)
-    return line_around(text, *line) == line and _is_code(text, line)
-
-
-def _described(hits: list[Hit], s: Sentence, ranked: list[Sentence]) -> bool:
-    """Whether ``s`` describes the command or signature on the line before it."""
-    text = hits[s.passage].text
-    before = _preceding(text, s, ranked)
-    return before is not None and _describes(text, before, s)
-
-
-def _is_code(text: str, line: tuple[int, int]) -> bool:
-    return looks_like_code(text[line[0] : line[1]]) and line[1] - line[0] <= MAX_CODE_CHARS
-
-
-def _reads_as_sentence(s: Sentence) -> bool:
-    """Whether ``s`` reads as a sentence, not as a title, a label, a section number or
-    a run of lines none of which ends like a sentence (a table, an index of terms): it
-    has words, and it ends like a sentence or is long enough to say something
-    (``Isolation Levels`` and ``1.2.8.`` do not)."""
-    lines = [line for line in s.text.splitlines() if line.strip()]
-    if not re.search(r"[^\W\d_]{2}", s.text) or (
-        len(lines) >= 4 and sum(line.rstrip()[-1] in ".!?:;" for line in lines) < len(lines) / 4
-    ):
-        return False
-    return s.text.rstrip()[-1:] in ".!?:;)" or len(s.text.split()) >= MIN_WORDS
 
 
 def _sentences(
@@ -267,7 +193,7 @@ def _sentences(
     The answer starts from a sentence that reads as one; a list or a command block
     may follow a sentence that introduces it with a colon.
     """
-    run = _run(hits[readable[0].passage].text, readable[0], readable, ranked)
+    run = sentence_run(hits[readable[0].passage].text, readable[0], readable, ranked)
     return _whole(hits, run, on_token)
 
 
@@ -300,7 +226,9 @@ def _announced_set(
     )
     if announcing is None:
         return None
-    run = _run(hits[announcing.passage].text, announcing, readable, ranked, grow=False, follow=True)
+    run = sentence_run(
+        hits[announcing.passage].text, announcing, readable, ranked, grow=False, follow=True
+    )
     return _whole(hits, run, on_token)
 
 
@@ -324,7 +252,9 @@ def _comparison(
     second = next((s for s in top if mentions(pair[1], s.text) and s is not first), None)
     if first is None or second is None:
         return None
-    runs = [_run(hits[s.passage].text, s, readable, ranked, grow=False) for s in (first, second)]
+    runs = [
+        sentence_run(hits[s.passage].text, s, readable, ranked, grow=False) for s in (first, second)
+    ]
     runs.sort(key=lambda r: (r[0].passage, r[0].start))
     a, b = runs
     if a[0].passage == b[0].passage and b[0].start <= a[-1].end:  # they overlap: one run
@@ -337,56 +267,6 @@ def _comparison(
     cited = list(dict.fromkeys(n for n, _ in quotes))
     sentences = [s for r in runs for s in r]
     return Reading(Generation(answer, [], 0, 0), hits, cited, sentences, quotes)
-
-
-def _run(
-    text: str,
-    best: Sentence,
-    readable: list[Sentence],
-    ranked: list[Sentence],
-    *,
-    grow: bool = True,
-    follow: bool = False,
-) -> list[Sentence]:
-    """The sentences an answer starting from ``best`` (of passage ``text``) runs to:
-    with ``grow``, the high-ranked sentences next to it too; with ``follow``, the
-    sentences that follow it, whatever their rank."""
-    run = [best]
-    near = [s for s in readable[1:NEIGHBOUR_RANK] if s.passage == best.passage]
-    grew = grow
-    while grew and len(run) < MAX_SENTENCES:
-        grew = False
-        for s in near:
-            if s in run or len(run) >= MAX_SENTENCES:
-                continue
-            if _adjoin(text, run[-1].end, s.start):
-                run.append(s)
-                grew = True
-            elif _adjoin(text, s.end, run[0].start) and not _code_line(text, run[0]):
-                run.insert(0, s)  # not above a signature: that is another entry's
-                grew = True
-    before = _preceding(text, run[0], ranked)
-    leans = before is not None and _LEANS_BACK.match(run[0].text) and _reads_as_sentence(before)
-    if before is not None and (leans or _describes(text, before, run[0])):
-        run.insert(0, before)
-        if len(run) > MAX_SENTENCES:
-            run.pop()
-    while follow and len(run) < MAX_SENTENCES and not run[-1].text.rstrip().endswith(":"):
-        after = _following(text, run[-1], ranked)
-        if after is None or not _reads_as_sentence(after):
-            break
-        run.append(after)
-    intro = next((n for n, s in enumerate(run) if s.text.rstrip().endswith(":")), None)
-    if intro is not None:
-        # a sentence that introduces a list or a command takes it with it, whole
-        end = list_block_end(text, run[intro].end)
-        if end is not None and end - run[intro].end <= MAX_LIST_CHARS:
-            within = [s for s in ranked if s.passage == best.passage
-                      and run[intro].end <= s.start and s.end <= end]  # fmt: skip
-            run = sorted([*run[: intro + 1], *within], key=lambda s: s.start)
-        elif intro == len(run) - 1 and (following := _following(text, run[-1], ranked)):
-            run.append(following)
-    return run
 
 
 def _takes_copy_from(generator: Generator) -> bool:
