@@ -499,3 +499,22 @@ def test_a_run_of_lines_that_end_like_no_sentence_is_not_an_answer(
     answer = engine.ask("how do the index types differ?")
     assert not answer.abstained
     assert answer.generated.startswith("Each of the index types uses a different algorithm")
+
+
+def test_a_set_announced_right_before_one_of_its_items_answers_a_list_question(
+    tmp_path: Path, embedder: HashEmbedder
+) -> None:
+    """The announcing sentence shares no word with the question; an item right after it
+    ranks among the best, and the answer is the set as announced, items and all."""
+    engine = one_document_engine(
+        tmp_path,
+        embedder,
+        "hallucination.txt",
+        " ".join(f"Hallucination types matter in {field}." for field in ("law", "news", "code"))
+        + "\n\nResearch distinguishes two kinds. An intrinsic hallucination contradicts "
+        "the source. An extrinsic hallucination adds what the source never said.\n",
+    )
+    answer = engine.ask("what types of hallucination are there?")
+    assert answer.shape == "sentences" and not answer.abstained
+    assert answer.generated.startswith("Research distinguishes two kinds. An intrinsic")
+    assert "extrinsic" in answer.generated

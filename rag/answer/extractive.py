@@ -24,6 +24,7 @@ from rag.answer.runs import (
     described,
     following,
     is_code,
+    preceding,
     reads_as_sentence,
     sentence_run,
 )
@@ -218,12 +219,17 @@ def _announced_set(
 ) -> Reading | None:
     """The answer to a question asking for a set of things, from the best-ranked
     sentence that announces one ("... distinguishes two kinds.", "... three steps:") in
-    the best sentence's passage, run on into what follows it; None if there is none."""
+    the best sentence's passage, else from one that stands right before one of the best
+    sentences (an item of its set), run on into what follows it; None if there is none."""
     best = readable[0].passage  # a set announced elsewhere is another topic's
     announcing = next(
         (s for s in readable[:ANNOUNCE_RANK] if s.passage == best and _ANNOUNCES.search(s.text)),
         None,
-    )
+    ) or next(
+        (a for s in readable[:ANNOUNCE_RANK]
+         if (a := preceding(hits[s.passage].text, s, ranked)) and _ANNOUNCES.search(a.text)),
+        None,
+    )  # fmt: skip
     if announcing is None:
         return None
     run = sentence_run(
