@@ -108,11 +108,20 @@ def span_pattern(span: str, *, whole: bool = True) -> re.Pattern[str]:
     """A pattern for ``span`` as words of a text, white space aside.
 
     It starts at a word boundary, and ends at one too when ``whole`` (otherwise the
-    span may be the start of a longer word, as while it is being written).
+    span may be the start of a longer word, as while it is being written). A number is
+    whole too: "1" is not a span of "Table 13.1", nor "1" of "1,000".
+
+    >>> find_span("1", "described in Table 13.1.") is None
+    True
+    >>> find_span("13.1", "described in Table 13.1.")
+    (19, 23)
     """
     words = span.split()
-    head = r"(?<!\w)" if words and words[0][:1].isalnum() else ""
-    tail = r"(?!\w)" if whole and words and words[-1][-1:].isalnum() else ""
+    first, last = (words[0][:1], words[-1][-1:]) if words else ("", "")
+    head = (r"(?<!\w)" if first.isalnum() else "") + (r"(?<!\d[.,])" if first.isdigit() else "")
+    tail = (r"(?!\w)" if whole and last.isalnum() else "") + (
+        r"(?![.,]\d)" if whole and last.isdigit() else ""
+    )
     return re.compile(head + r"\s+".join(re.escape(w) for w in words) + tail)
 
 
