@@ -12,7 +12,6 @@ lone search runs at once, never waiting for a batch to fill. The results are tho
 from __future__ import annotations
 
 import json
-import logging
 import queue
 import threading
 from collections import defaultdict
@@ -22,8 +21,6 @@ from dataclasses import asdict, dataclass, field
 from rag.index import Index
 from rag.retrieval.search import check_queries
 from rag.types import Hit, Where
-
-log = logging.getLogger(__name__)
 
 # Workers that run batches side by side, and the most searches in one batch.
 WORKERS = 2
