@@ -80,14 +80,16 @@ def described(hits: list[Hit], s: Sentence, ranked: list[Sentence]) -> bool:
 
 
 def is_code(text: str, line: tuple[int, int]) -> bool:
+    """Whether ``text[line[0]:line[1]]`` is a command or a signature, short enough to
+    be answered whole."""
     return looks_like_code(text[line[0] : line[1]]) and line[1] - line[0] <= MAX_CODE_CHARS
 
 
 def reads_as_sentence(s: Sentence) -> bool:
     """Whether ``s`` reads as a sentence, not as a title, a label, a section number or
-    a run of lines none of which ends like a sentence (a table, an index of terms): it
-    has words, and it ends like a sentence or is long enough to say something
-    (``Isolation Levels`` and ``1.2.8.`` do not)."""
+    a run of four or more lines of which fewer than a quarter end like a sentence (a
+    table, an index of terms): it has words, and it ends like a sentence or is long
+    enough to say something (``Isolation Levels`` and ``1.2.8.`` do not)."""
     lines = [line for line in s.text.splitlines() if line.strip()]
     if not re.search(r"[^\W\d_]{2}", s.text) or (
         len(lines) >= 4 and sum(line.rstrip()[-1] in ".!?:;" for line in lines) < len(lines) / 4
