@@ -30,6 +30,7 @@ False
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # "what is X", "what's X for", "what exactly are X", "define X", "what does X mean"
 _ASKED = [
@@ -91,6 +92,14 @@ def defined_terms(question: str) -> list[str]:
 def defines(sentence: str, terms: list[str]) -> bool:
     """Whether ``sentence`` says what one of ``terms`` is."""
     text = " ".join(_MARKUP.sub("", sentence).split())
+    return any(p.search(text) for p in _defining_patterns(tuple(terms)))
+
+
+@lru_cache(maxsize=64)
+def _defining_patterns(terms: tuple[str, ...]) -> list[re.Pattern[str]]:
+    """For each term, the term as a sentence's subject before a defining verb, and the
+    term named ("called X"): built once for all the sentences read for one question."""
+    patterns = []
     for term in terms:
         name = r"\s+".join(re.escape(w) for w in term.split())
         bounded = rf"(?<![\w.-]){name}(?![\w-])"
@@ -99,6 +108,5 @@ def defines(sentence: str, terms: list[str]) -> bool:
             rf"(?:,[^,]{{1,80}},\s*)?{_DEFINING}"
         )
         named = _NAMING + bounded + _NAME_ENDS
-        if re.search(subject, text, re.IGNORECASE) or re.search(named, text, re.IGNORECASE):
-            return True
-    return False
+        patterns += [re.compile(subject, re.IGNORECASE), re.compile(named, re.IGNORECASE)]
+    return patterns
