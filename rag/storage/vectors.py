@@ -122,8 +122,7 @@ class VectorIndex:
             selector = faiss.IDSelectorBatch(np.ascontiguousarray(among, dtype=np.int64))
             params.sel = selector
         if n >= faiss.cvar.distance_compute_blas_threshold:
-            scores, ids = self._index.search(queries, k, params=params)
-            return scores, ids
+            return self._index.search(queries, k, params=params)
         # A few queries run on one thread. FAISS shares the work of a small batch
         # among threads that then spin in its own OpenMP runtime, next to torch's: on
         # 2 cores with torch loaded, one query over 10k vectors took 4.4 ms on two
