@@ -220,6 +220,16 @@ def line_around(text: str, start: int, end: int) -> tuple[int, int]:
 _LIST_ITEM = re.compile(r"[ \t]*(?:[-*+]|\d{1,3}[.)])[ \t]+\S")
 
 
+def in_list_item(text: str, offset: int) -> bool:
+    """Whether ``text[offset]`` is on a line that opens a list item.
+
+    >>> text = "Kinds:\\n- **Adapters** insert layers. They are small.\\nDone."
+    >>> in_list_item(text, text.index("They")), in_list_item(text, text.index("Done"))
+    (True, False)
+    """
+    return _LIST_ITEM.match(text, text.rfind("\n", 0, offset) + 1) is not None
+
+
 def list_block_end(text: str, start: int) -> int | None:
     """Where the list that begins at or after ``start`` (past white space) ends: its
     items, their continuation lines, and blank lines between items. None when no list

@@ -518,3 +518,28 @@ def test_a_set_announced_right_before_one_of_its_items_answers_a_list_question(
     assert answer.shape == "sentences" and not answer.abstained
     assert answer.generated.startswith("Research distinguishes two kinds. An intrinsic")
     assert "extrinsic" in answer.generated
+
+
+def test_a_list_question_is_answered_by_the_list_one_of_its_items_is_in(
+    tmp_path: Path, embedder: HashEmbedder
+) -> None:
+    """The best sentence is the last item of a Markdown list; the sentence that introduces
+    the list shares no word with the question, ranks below five others and is not next
+    to that item. The answer is the list as it stands, with its introduction."""
+    engine = one_document_engine(
+        tmp_path,
+        embedder,
+        "tuning.md",
+        "# Tuning\n\nEfficient ways matter. Parameters are many. Training takes time. "
+        "Efficient models help. Ways differ.\n\n"
+        "Three families freeze the original weights:\n\n"
+        "- **Adapters** insert small layers.\n"
+        "- **Prefix tuning** learns soft prompt vectors.\n"
+        "- **QLoRA** keeps the frozen model in 4-bit precision and trains efficient "
+        "parameters on top.\n\nThe end of the story is near.\n",
+    )
+    answer = engine.ask("which efficient ways train parameters?")
+    assert answer.shape == "sentences" and not answer.abstained
+    assert answer.generated.startswith("Three families freeze the original weights:")
+    assert "Adapters" in answer.generated and "Prefix tuning" in answer.generated
+    assert answer.generated.rstrip().endswith("trains efficient parameters on top.")

@@ -24,6 +24,7 @@ from rag.answer.runs import (
     described,
     following,
     is_code,
+    list_intro,
     preceding,
     reads_as_sentence,
     sentence_run,
@@ -220,7 +221,8 @@ def _announced_set(
     """The answer to a question asking for a set of things, from the best-ranked
     sentence that announces one ("... distinguishes two kinds.", "... three steps:") in
     the best sentence's passage, else from one that stands right before one of the best
-    sentences (an item of its set), run on into what follows it; None if there is none."""
+    sentences (an item of its set) or introduces the list one of them is an item of, run
+    on into what follows it; None if there is none."""
     best = readable[0].passage  # a set announced elsewhere is another topic's
     announcing = next(
         (s for s in readable[:ANNOUNCE_RANK] if s.passage == best and _ANNOUNCES.search(s.text)),
@@ -228,6 +230,9 @@ def _announced_set(
     ) or next(
         (a for s in readable[:ANNOUNCE_RANK]
          if (a := preceding(hits[s.passage].text, s, ranked)) and _ANNOUNCES.search(a.text)),
+        None,
+    ) or next(
+        (a for s in readable[:ANNOUNCE_RANK] if (a := list_intro(hits[s.passage].text, s, ranked))),
         None,
     )  # fmt: skip
     if announcing is None:

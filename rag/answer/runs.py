@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from rag.answer.sentences import Sentence
-from rag.text import line_around, list_block_end, looks_like_code
+from rag.text import in_list_item, line_around, list_block_end, looks_like_code
 from rag.types import Hit
 
 # A sentence answer runs to at most this many sentences, joining the best one with
@@ -56,6 +56,21 @@ def preceding(text: str, s: Sentence, ranked: list[Sentence]) -> Sentence | None
     before = [r for r in ranked if r.passage == s.passage and r.end <= s.start]
     nearest = max(before, key=lambda r: r.end, default=None)
     return nearest if nearest is not None and adjoin(text, nearest.end, s.start) else None
+
+
+def list_intro(text: str, s: Sentence, ranked: list[Sentence]) -> Sentence | None:
+    """The sentence ending in a colon that introduces the list whose item ``s`` is in
+    (of passage ``text``), found by walking back over the items before; None when
+    ``s`` is in no list item or nothing introduces its list."""
+    at = s
+    while in_list_item(text, at.start):
+        before = preceding(text, at, ranked)
+        if before is None:
+            return None
+        if not in_list_item(text, before.start):
+            return before if before.text.rstrip().endswith(":") else None
+        at = before
+    return None
 
 
 def describes(text: str, signature: Sentence, s: Sentence) -> bool:
