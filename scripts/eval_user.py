@@ -7,7 +7,9 @@ An evaluation set is JSONL, one question a line:
 An answer is right when it was given (not abstained) and holds every ``must_contain``
 phrase (case and white space aside). Its file is right when a citation points into
 ``file`` or one of ``also``. An unanswerable question is handled right when the engine
-abstains. A first line ``{"_meta": true, "index": FOLDER}`` names the folder to index;
+abstains. For each answerable question it also tells whether one of the passages the
+engine answered from holds every phrase: where none does, the passages failed, not the
+reading of them. A first line ``{"_meta": true, "index": FOLDER}`` names the folder to index;
 otherwise pass ``--docs``.
 
     python scripts/eval_user.py --set corpora/foundation-models.eval.jsonl \\
@@ -56,11 +58,17 @@ def judge(row: dict[str, Any], answer: Any) -> dict[str, Any]:
     files = {row["file"], *row.get("also", [])} if row.get("file") else set()
     cited = [c.doc_id for c in answer.citations]
     hit = any(any(c == f or c.endswith("/" + f) for f in files) for c in cited)
+    # whether one passage the engine answered from holds every phrase: if not, retrieval
+    # (or the choice of passages) failed, not the reading
+    read = [squeezed(p.text) for p in answer.passages]
+    held = bool(row["answerable"]) and any(
+        all(squeezed(p) in t for p in row["must_contain"]) for t in read
+    )
     if row["answerable"]:
         right = not answer.abstained and all(squeezed(p) in text for p in row["must_contain"])
     else:
         right = answer.abstained
-    return {"right": right, "file_right": hit, "cited": cited}
+    return {"right": right, "file_right": hit, "cited": cited, "in_passages": held}
 
 
 def print_sweep(swept: list[tuple[str, bool, float, bool]]) -> None:
@@ -135,6 +143,7 @@ def main() -> None:
         tally["right"] += verdict["right"]
         tally["file_right"] += verdict["file_right"]
         tally["answered"] += not answer.abstained
+        tally["in_passages"] += verdict["in_passages"]
         line = (f"{row['id']} [{kind}] {row['question']}\n    -> "
                 f"{'(abstained) ' if answer.abstained else ''}{answer.generated!r} "
                 f"conf {answer.confidence:.2f} cites {verdict['cited']}; "
@@ -157,8 +166,11 @@ def main() -> None:
     if n_ans:
         right = sum(t["right"] for t in answerable)
         cited = sum(t["file_right"] for t in answerable)
+        read = sum(t["in_passages"] for t in answerable)
         print(f"answerable: {100 * right / n_ans:.1f}% right ({right}/{n_ans}), "
-              f"{100 * cited / n_ans:.1f}% cite the right file")  # fmt: skip
+              f"{100 * cited / n_ans:.1f}% cite the right file; "
+              f"{100 * read / n_ans:.1f}% ({read}/{n_ans}) had a passage read holding "
+              "every phrase")  # fmt: skip
     if n_un:
         held = sum(t["right"] for t in unanswerable)
         print(f"unanswerable: {100 * held / n_un:.1f}% abstained ({held}/{n_un})")
