@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Iterable
 from functools import lru_cache
 
 import snowballstemmer
@@ -68,6 +69,11 @@ def _stemmer() -> snowballstemmer.stemmer:
 
 
 _ACRONYM_PLURAL = re.compile(r"\b([A-Z][A-Z0-9]+)s\b")
+
+
+def stems(words: Iterable[str]) -> set[str]:
+    """The stems (Snowball, English) of ``words``."""
+    return set(_stemmer().stemWords(list(words)))
 
 
 def content_stems(text: str) -> set[str]:

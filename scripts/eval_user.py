@@ -9,8 +9,10 @@ phrase (case and white space aside). Its file is right when a citation points in
 ``file`` or one of ``also``. An unanswerable question is handled right when the engine
 abstains. For each answerable question it also tells whether one of the passages the
 engine answered from holds every phrase: where none does, the passages failed, not the
-reading of them. A first line ``{"_meta": true, "index": FOLDER}`` names the folder to index;
-otherwise pass ``--docs``.
+reading of them. Of the right answers it counts the sentences shown (a span counts its
+sentence) and those holding none of the phrases: a rough measure of what a reader wades
+through, since a sentence of context holds none either. A first line
+``{"_meta": true, "index": FOLDER}`` names the folder to index; otherwise pass ``--docs``.
 
     python scripts/eval_user.py --set corpora/foundation-models.eval.jsonl \\
         --docs corpora/foundation-models
@@ -68,7 +70,14 @@ def judge(row: dict[str, Any], answer: Any) -> dict[str, Any]:
         right = not answer.abstained and all(squeezed(p) in text for p in row["must_contain"])
     else:
         right = answer.abstained
-    return {"right": right, "file_right": hit, "cited": cited, "in_passages": held}
+    # sentences shown that hold none of the phrases: what a reader wades through
+    spare = sum(
+        not any(squeezed(p) in squeezed(e.text) for p in row["must_contain"])
+        for e in answer.sentences
+    ) if right and row["answerable"] else 0  # fmt: skip
+    shown = len(answer.sentences) if right and row["answerable"] else 0
+    return {"right": right, "file_right": hit, "cited": cited, "in_passages": held,
+            "spare": spare, "shown": shown}  # fmt: skip
 
 
 def print_sweep(swept: list[tuple[str, bool, float, bool]]) -> None:
@@ -144,6 +153,8 @@ def main() -> None:
         tally["file_right"] += verdict["file_right"]
         tally["answered"] += not answer.abstained
         tally["in_passages"] += verdict["in_passages"]
+        tally["spare"] += verdict["spare"]
+        tally["shown"] += verdict["shown"]
         line = (f"{row['id']} [{kind}] {row['question']}\n    -> "
                 f"{'(abstained) ' if answer.abstained else ''}{answer.generated!r} "
                 f"conf {answer.confidence:.2f} cites {verdict['cited']}; "
@@ -171,6 +182,11 @@ def main() -> None:
               f"{100 * cited / n_ans:.1f}% cite the right file; "
               f"{100 * read / n_ans:.1f}% ({read}/{n_ans}) had a passage read holding "
               "every phrase")  # fmt: skip
+        shown = sum(t["shown"] for t in answerable)
+        spare = sum(t["spare"] for t in answerable)
+        if shown:
+            print(f"right answers show {shown} sentences, {spare} ({100 * spare / shown:.0f}%) "
+                  "holding none of the phrases")  # fmt: skip
     if n_un:
         held = sum(t["right"] for t in unanswerable)
         print(f"unanswerable: {100 * held / n_un:.1f}% abstained ({held}/{n_un})")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.answer.sentences import rank_sentences
+from rag.answer.sentences import Sentence, rank_sentences
 from tests.fakes import HashEmbedder
 
 
@@ -36,3 +36,30 @@ def test_a_lower_retrieved_passage_is_marked_down_but_its_evidence_is_its_own() 
     assert first.score > third.score
     plain = Sentence(2, 0, 10, "Ann wrote it.", 0.5, 0.5, rank=2)  # no finder: no mark
     assert plain.score == plain.evidence
+
+
+def test_a_run_of_sentences_stays_within_its_list_item() -> None:
+    """Every sentence ranks high, yet the answer from the LoRA item takes neither the item
+    before it nor the paragraph after the list; the paragraph's own sentences run on."""
+    from rag.answer.runs import sentence_run
+    from rag.text import sentence_spans
+
+    text = (
+        "- **Prefix tuning** learns soft prompt vectors.\n"
+        "- **LoRA** freezes the weights. It learns two thin matrices.\n\n"
+        "Prompts also create a risk. Injection overrides instructions."
+    )
+    spans = sentence_spans(text)
+    ranked = [Sentence(0, s, e, text[s:e], 1.0 - n / 10, 0.0) for n, (s, e) in enumerate(spans)]
+    texts = [s.text for s in ranked]
+    assert texts[1:3] == ["- **LoRA** freezes the weights.", "It learns two thin matrices."]
+    by_text = {s.text: s for s in ranked}
+
+    def run_from(first: str) -> list[str]:
+        best = by_text[first]
+        order = [best, *[s for s in ranked if s is not best]]
+        return [s.text for s in sentence_run(text, best, order, ranked)]
+
+    assert run_from("It learns two thin matrices.") == texts[1:3]
+    assert run_from("Prompts also create a risk.") == texts[3:5]
+    assert run_from("- **Prefix tuning** learns soft prompt vectors.") == texts[:1]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from rag.text import content_stems
+from rag.text import WORD, content_stems, stems
 
 _PAIRS = [
     re.compile(p, re.IGNORECASE)
@@ -42,6 +42,9 @@ _END = re.compile(
 _GENERIC = frozenset(
     content_stems("style model type kind base like method approach system version")
 )
+# words too slight to name a thing by; other stop words can tell two things apart
+# ("few-shot" from "zero-shot", "most" from "least")
+_SLIGHT = frozenset("a an the of for to in on at by with and or as is are".split())
 _LEAD = re.compile(r"^(?:the|a|an|something\s+like|like|plain|using)\s+", re.IGNORECASE)
 
 
@@ -65,13 +68,17 @@ def _name(text: str) -> str:
 
 
 def mentions(name: str, text: str) -> bool:
-    """Whether ``text`` speaks of ``name``: it holds the stems of all its content words
+    """Whether ``text`` speaks of ``name``: it holds the stems of all its words
     ("full fine-tuning" in "In full fine-tuning, training continues..."), words that
-    name a kind of thing aside ("GPT-style models" is spoken of where GPT is).
+    name a kind of thing and words too slight to name one aside ("GPT-style models" is
+    spoken of where GPT is). A stop word of the name counts: "few-shot prompting" is
+    not spoken of where only a zero-shot prompt is.
 
     >>> mentions("GPT-style models", "GPT reads left to right."), mentions("F1", "EM only")
     (True, False)
+    >>> mentions("few-shot prompting", "In a zero-shot prompt the model receives...")
+    False
     """
-    stems = content_stems(name)
-    wanted = (stems - _GENERIC) or stems
-    return bool(wanted) and wanted <= content_stems(text)
+    named = stems(w for w in WORD.findall(name.lower()) if w not in _SLIGHT)
+    wanted = (named - _GENERIC) or named
+    return bool(wanted) and wanted <= stems(WORD.findall(text.lower()))

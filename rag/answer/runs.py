@@ -1,9 +1,10 @@
 """Runs of sentences: where an answer made of a passage's sentences starts and ends.
 
 An answer starts from a sentence that reads as one, runs on into the neighbouring
-sentences that also rank high, starts one sentence earlier when its first sentence
-leans on the one before it or describes the signature above it, and takes with it the
-list or the command that a sentence ending in a colon introduces.
+sentences that also rank high (within a list item, never into the next item or out of
+the list), starts one sentence earlier when its first sentence leans on the one before
+it or describes the signature above it, and takes with it the list or the command that
+a sentence ending in a colon introduces.
 """
 
 from __future__ import annotations
@@ -40,6 +41,16 @@ LEANS_BACK = re.compile(
 def adjoin(text: str, end: int, start: int) -> bool:
     """Only white space between ``text[:end]`` and ``text[start:]``."""
     return end <= start and not text[end:start].strip()
+
+
+def runs_on(text: str, end: int, start: int) -> bool:
+    """Whether ``text[start:]`` runs on from ``text[:end]`` as one text: only white space
+    between them, and no line break into, out of or between list items. A list item is
+    a thing of its own: the item before, or the paragraph after the list, is another."""
+    if not adjoin(text, end, start):
+        return False
+    breaks = "\n" in text[end:start]
+    return not (breaks and (in_list_item(text, start) or in_list_item(text, max(end - 1, 0))))
 
 
 def following(text: str, s: Sentence, ranked: list[Sentence]) -> Sentence | None:
@@ -133,14 +144,19 @@ def sentence_run(
         for s in near:
             if s in run or len(run) >= MAX_SENTENCES:
                 continue
-            if adjoin(text, run[-1].end, s.start):
+            if runs_on(text, run[-1].end, s.start):
                 run.append(s)
                 grew = True
-            elif adjoin(text, s.end, run[0].start) and not code_line(text, run[0]):
+            elif runs_on(text, s.end, run[0].start) and not code_line(text, run[0]):
                 run.insert(0, s)  # not above a signature: that is another entry's
                 grew = True
     before = preceding(text, run[0], ranked)
-    leans = before is not None and LEANS_BACK.match(run[0].text) and reads_as_sentence(before)
+    leans = (
+        before is not None
+        and LEANS_BACK.match(run[0].text)
+        and reads_as_sentence(before)
+        and runs_on(text, before.end, run[0].start)
+    )
     if before is not None and (leans or describes(text, before, run[0])):
         run.insert(0, before)
         if len(run) > MAX_SENTENCES:
