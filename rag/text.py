@@ -90,6 +90,11 @@ def says_something(text: str) -> bool:
 _SECTION_NUMBER = re.compile(r"^\d+(?:\.\d+)+\.?$")
 
 
+def is_section_number(text: str) -> bool:
+    """Whether ``text`` is a section number and nothing else (``1.4.4.``, ``30.4.``)."""
+    return _SECTION_NUMBER.match(text.strip()) is not None
+
+
 def says_more(answer: str, question: str) -> bool:
     """Whether ``answer`` holds a word (by stem) that is neither a stop word nor in
     ``question``: "strings" says nothing to "how do I concatenate two strings?".
@@ -104,7 +109,7 @@ def says_more(answer: str, question: str) -> bool:
     >>> says_more("1.4.4.", "which tool copies text to the clipboard?")
     False
     """
-    if _SECTION_NUMBER.match(answer.strip()):
+    if is_section_number(answer):
         return False
     words = [w for w in WORD.findall(answer.lower()) if w not in STOPWORDS]
     return bool(set(_stemmer().stemWords(words)) - content_stems(question))

@@ -63,3 +63,19 @@ def test_a_run_of_sentences_stays_within_its_list_item() -> None:
     assert run_from("It learns two thin matrices.") == texts[1:3]
     assert run_from("Prompts also create a risk.") == texts[3:5]
     assert run_from("- **Prefix tuning** learns soft prompt vectors.") == texts[:1]
+
+
+@pytest.mark.parametrize(
+    ("text", "reads"),
+    [
+        ("The isolation level decides what a transaction sees.", True),
+        ("Isolation Levels", False),
+        ("1.2.8.", False),
+        ("Write-Ahead Logging (WAL)\n30.4.", False),  # a table of contents' entry
+        ("Write-Ahead Logging (WAL) makes commits durable at low cost.", True),
+    ],
+)
+def test_what_reads_as_a_sentence(text: str, reads: bool) -> None:
+    from rag.answer.runs import reads_as_sentence
+
+    assert reads_as_sentence(Sentence(0, 0, len(text), text, 0.0, 0.0)) is reads

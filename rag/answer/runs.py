@@ -12,7 +12,13 @@ from __future__ import annotations
 import re
 
 from rag.answer.sentences import Sentence
-from rag.text import in_list_item, line_around, list_block_end, looks_like_code
+from rag.text import (
+    in_list_item,
+    is_section_number,
+    line_around,
+    list_block_end,
+    looks_like_code,
+)
 from rag.types import Hit
 
 # A sentence answer runs to at most this many sentences, joining the best one with
@@ -112,13 +118,19 @@ def is_code(text: str, line: tuple[int, int]) -> bool:
 
 
 def reads_as_sentence(s: Sentence) -> bool:
-    """Whether ``s`` reads as a sentence, not as a title, a label, a section number or
-    a run of four or more lines of which fewer than a quarter end like a sentence (a
-    table, an index of terms): it has words, and it ends like a sentence or is long
-    enough to say something (``Isolation Levels`` and ``1.2.8.`` do not)."""
+    """Whether ``s`` reads as a sentence, not as a title, a label, a section number, an
+    entry of a table of contents (``Write-Ahead Logging (WAL)`` over the next entry's
+    number ``30.4.``) or a run of four or more lines of which fewer than a quarter end
+    like a sentence (a table, an index of terms): it has words, and it ends like a
+    sentence or is long enough to say something (``Isolation Levels`` and ``1.2.8.`` do
+    not)."""
     lines = [line for line in s.text.splitlines() if line.strip()]
-    if not re.search(r"[^\W\d_]{2}", s.text) or (
-        len(lines) >= 4 and sum(line.rstrip()[-1] in ".!?:;" for line in lines) < len(lines) / 4
+    if (
+        not re.search(r"[^\W\d_]{2}", s.text)
+        or is_section_number(lines[-1])
+        or (
+            len(lines) >= 4 and sum(line.rstrip()[-1] in ".!?:;" for line in lines) < len(lines) / 4
+        )
     ):
         return False
     return s.text.rstrip()[-1:] in ".!?:;)" or len(s.text.split()) >= MIN_WORDS
