@@ -228,7 +228,7 @@ def line_around(text: str, start: int, end: int) -> tuple[int, int]:
     return strip_span(text, a, len(text) if b < 0 else b)
 
 
-_LIST_ITEM = re.compile(r"[ \t]*(?:[-*+]|\d{1,3}[.)])[ \t]+\S")
+_LIST_ITEM = re.compile(r"[ \t]*(?:[-*+•◦▪]|\d{1,3}[.)])[ \t]+\S")
 
 
 def in_list_item(text: str, offset: int) -> bool:
@@ -237,6 +237,11 @@ def in_list_item(text: str, offset: int) -> bool:
     >>> text = "Kinds:\\n- **Adapters** insert layers. They are small.\\nDone."
     >>> in_list_item(text, text.index("They")), in_list_item(text, text.index("Done"))
     (True, False)
+
+    A bullet, as in text taken from a PDF ("• Item"), opens one too.
+
+    >>> in_list_item("It is:\\n\\n• Free software\\n", 9)
+    True
     """
     return _LIST_ITEM.match(text, text.rfind("\n", 0, offset) + 1) is not None
 
