@@ -112,7 +112,7 @@ def says_more(answer: str, question: str) -> bool:
     if is_section_number(answer):
         return False
     words = [w for w in WORD.findall(answer.lower()) if w not in STOPWORDS]
-    return bool(set(_stemmer().stemWords(words)) - content_stems(question))
+    return bool(stems(words) - content_stems(question))
 
 
 def span_pattern(span: str, *, whole: bool = True) -> re.Pattern[str]:
