@@ -79,7 +79,7 @@ def stems(words: Iterable[str]) -> set[str]:
 def content_stems(text: str) -> set[str]:
     """The stems (Snowball, English) of ``text``'s content words: "trains" and "training"
     match "train", and an acronym's plural ("RNNs") its singular."""
-    return set(_stemmer().stemWords(content_words(_ACRONYM_PLURAL.sub(r"\1", text))))
+    return stems(content_words(_ACRONYM_PLURAL.sub(r"\1", text)))
 
 
 def says_something(text: str) -> bool:

@@ -70,14 +70,13 @@ def judge(row: dict[str, Any], answer: Any) -> dict[str, Any]:
         right = not answer.abstained and all(squeezed(p) in text for p in row["must_contain"])
     else:
         right = answer.abstained
-    # sentences shown that hold none of the phrases: what a reader wades through
+    # of a right answer, the sentences shown and those that hold none of the phrases
+    shown = answer.sentences if right and row["answerable"] else []
     spare = sum(
-        not any(squeezed(p) in squeezed(e.text) for p in row["must_contain"])
-        for e in answer.sentences
-    ) if right and row["answerable"] else 0  # fmt: skip
-    shown = len(answer.sentences) if right and row["answerable"] else 0
+        not any(squeezed(p) in squeezed(e.text) for p in row["must_contain"]) for e in shown
+    )
     return {"right": right, "file_right": hit, "cited": cited, "in_passages": held,
-            "spare": spare, "shown": shown}  # fmt: skip
+            "spare": spare, "shown": len(shown)}  # fmt: skip
 
 
 def print_sweep(swept: list[tuple[str, bool, float, bool]]) -> None:
